@@ -1,0 +1,361 @@
+"""model.py against its oracle, Hugging Face transformers' Qwen2ForCausalLM, on tiny random configs (CPU)."""
+import copy
+import json
+import math
+import os
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import Qwen2Config, Qwen2ForCausalLM  # the oracle (requirements-dev.txt)
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+import model as model_module
+from model import ModelConfig, Transformer, rope_frequencies
+
+YARN = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 24}
+
+# (name, config overrides, sequence length). GQA ratios 1, 2 and 7; head_dim 32 and 64; tied and
+# untied; YaRN with sequences longer than original_max_position_embeddings.
+CONFIGS = [
+    ("mha-d32-tied", dict(num_attention_heads=2, num_key_value_heads=2, head_dim=32, hidden_size=64), 20),
+    ("gqa2-d64-untied", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=64, hidden_size=256,
+                             tie_word_embeddings=False), 20),
+    ("gqa7-d32-yarn", dict(num_attention_heads=7, num_key_value_heads=1, head_dim=32, hidden_size=224,
+                           rope_theta=1e4, rope_scaling=YARN), 60),
+    ("gqa2-d64-yarn-untied", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=64, hidden_size=256,
+                                  rope_scaling=YARN, tie_word_embeddings=False), 60),
+]
+
+
+def hf_model(seed=0, **overrides):
+    """A random transformers Qwen2ForCausalLM (eager attention) with weights spread wide enough
+    that any mistake shows in the logits (norm weights and biases too, not just 1 and 0)."""
+    cfg = dict(vocab_size=96, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+               num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=96,
+               rope_theta=1e6, rope_scaling=None, rms_norm_eps=1e-6, tie_word_embeddings=True)
+    cfg.update(copy.deepcopy(overrides))  # transformers edits rope dicts in place
+    torch.manual_seed(seed)
+    hf = Qwen2ForCausalLM(Qwen2Config(**cfg, attn_implementation="eager")).eval()
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if name.endswith("layernorm.weight") or name.endswith("norm.weight"):
+                p.copy_(1 + 0.3 * torch.randn_like(p))
+            else:
+                p.normal_(0, 0.15)
+    return hf
+
+
+def load_ours(hf, tmp_path):
+    hf.save_pretrained(tmp_path / "hf")
+    return Transformer.from_pretrained(tmp_path / "hf")
+
+
+@pytest.mark.parametrize("name,overrides,T", CONFIGS, ids=[c[0] for c in CONFIGS])
+def test_logits_match_transformers(name, overrides, T, tmp_path):
+    hf = hf_model(**overrides)
+    if "rope_scaling" in overrides:  # make sure the oracle really runs YaRN, with the factor we gave it
+        assert hf.model.rotary_emb.rope_type == "yarn"
+        assert hf.model.rotary_emb.attention_scaling == pytest.approx(0.1 * math.log(4) + 1)
+        assert T > YARN["original_max_position_embeddings"]
+    ours = load_ours(hf, tmp_path)
+    assert ours.config.rope_scaling == (YARN if "rope_scaling" in overrides else None)
+    assert ours.config.tie_word_embeddings == overrides.get("tie_word_embeddings", True)
+    ids = torch.randint(0, 96, (2, T))
+    with torch.no_grad():
+        expected = hf(ids).logits
+        got = ours(ids)
+    assert got.dtype == torch.float32 and got.shape == (2, T, 96)
+    assert expected.abs().max() > 1  # the comparison below is not trivially small
+    assert (got - expected).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("name,overrides,T", CONFIGS[1:3], ids=[c[0] for c in CONFIGS[1:3]])
+def test_greedy_generate_matches_transformers(name, overrides, T, tmp_path):
+    hf = hf_model(**overrides)
+    ours = load_ours(hf, tmp_path)
+    ids = torch.randint(0, 96, (2, 12))
+    expected = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=T - 12, do_sample=False,
+                           pad_token_id=0, eos_token_id=None)
+    got = ours.generate(ids, max_new_tokens=T - 12)
+    assert got.shape == expected.shape == (2, T)
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_save_pretrained_loads_in_transformers(tied, tmp_path):
+    cfg = ModelConfig.from_name("tiny", vocab_size=96, hidden_size=64, num_hidden_layers=2, head_dim=32,
+                                num_attention_heads=2, num_key_value_heads=1, intermediate_size=128,
+                                rope_scaling=YARN, tie_word_embeddings=tied)
+    torch.manual_seed(0)
+    ours = Transformer(cfg)
+    ours.init_weights()
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    ours.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architectures"] == ["Qwen2ForCausalLM"] and config["model_type"] == "qwen2"
+    assert config["rope_theta"] == 1e6 and config["rope_scaling"] == YARN
+    assert config["torch_dtype"] == "float32" and config["tie_word_embeddings"] is tied
+    from safetensors import safe_open
+    with safe_open(tmp_path / "model.safetensors", "pt") as f:
+        keys = set(f.keys())
+    assert ("lm_head.weight" in keys) is not tied
+    assert "model.layers.1.self_attn.q_proj.bias" in keys and len(keys) == 2 * 12 + 2 + (not tied)
+
+    hf = Qwen2ForCausalLM.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    assert hf.model.rotary_emb.attention_scaling == pytest.approx(0.1 * math.log(4) + 1)
+    ids = torch.randint(0, 96, (1, 40))
+    with torch.no_grad():
+        assert (hf(ids).logits - ours(ids)).abs().max() <= 1e-4
+    again = Transformer.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert again.embed_tokens.weight.dtype == torch.bfloat16
+    assert (again.lm_head.weight is again.embed_tokens.weight) is tied
+
+
+def test_sharded_checkpoint_loads(tmp_path):
+    hf = hf_model(tie_word_embeddings=False)
+    hf.save_pretrained(tmp_path, max_shard_size="40KB")
+    assert (tmp_path / "model.safetensors.index.json").exists()
+    assert len(list(tmp_path.glob("model-*-of-*.safetensors"))) > 1
+    ours = Transformer.from_pretrained(tmp_path)
+    ids = torch.randint(0, 96, (1, 16))
+    with torch.no_grad():
+        assert (hf(ids).logits - ours(ids)).abs().max() <= 1e-4
+    shard = sorted(tmp_path.glob("model-*-of-*.safetensors"))[-1]
+    shard.unlink()
+    with pytest.raises(FileNotFoundError, match=f"{shard.name}: missing, but model.safetensors.index.json lists it"):
+        Transformer.from_pretrained(tmp_path)
+
+
+# FACTS §1: the exact parameter counts of the official checkpoints.
+OFFICIAL = {"0.5B": 494_032_768, "1.5B": 1_543_714_304, "3B": 3_085_938_688, "7B": 7_615_616_512,
+            "14B": 14_770_033_664, "32B": 32_763_876_352}
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_official_parameter_counts_on_meta(name):
+    cfg = ModelConfig.from_name(name)
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    assert all(p.is_meta for p in model.parameters())
+    assert sum(p.numel() for p in model.parameters()) == OFFICIAL[name] == cfg.num_params()
+
+
+def test_meta_construction_of_32b_is_instant():
+    t0 = time.perf_counter()
+    with torch.device("meta"):
+        model = Transformer(ModelConfig.from_name("32B"))
+    assert time.perf_counter() - t0 < 3.0
+    assert len(model.layers) == 64 and model.lm_head.weight.shape == (152064, 5120)
+
+
+def test_small_configs():
+    tiny, small = ModelConfig.from_name("tiny"), ModelConfig.from_name("small", vocab_size=5000)
+    assert 4e6 < tiny.num_params() < 6e6 and tiny.vocab_size == 8192
+    assert 20e6 < small.num_params() < 40e6 and small.vocab_size == 5000
+    with pytest.raises(ValueError, match="unknown model name"):
+        ModelConfig.from_name("2B")
+    # 6N + attention: for 0.5B at 4K context, ~3.5 GFLOPs/token
+    assert ModelConfig.from_name("0.5B").flops_per_token(4096) == pytest.approx(
+        6 * 494_032_768 + 12 * 24 * 14 * 64 * 4096)
+
+
+def yarn_by_hand(d, base=1e6, factor=4.0, orig=32768):
+    """FACTS §2 written out in float64, independent of model.py."""
+    corr = lambda r: d * math.log(orig / (2 * math.pi * r)) / (2 * math.log(base))  # noqa: E731
+    low, high = max(math.floor(corr(32)), 0), min(math.ceil(corr(1)), d - 1)
+    extrap = [base ** (-2 * i / d) for i in range(d // 2)]
+    ramp = [min(max((i - low) / (high - low), 0), 1) for i in range(d // 2)]
+    return low, high, [e / factor * r + e * (1 - r) for e, r in zip(extrap, ramp)], extrap
+
+
+@pytest.mark.parametrize("d,low,high", [(64, 11, 20), (128, 23, 40)])
+def test_yarn_frequencies_match_facts(d, low, high):
+    cfg = ModelConfig.from_name("0.5B", head_dim=d, rope_scaling={"type": "yarn", "factor": 4.0,
+                                                                   "original_max_position_embeddings": 32768})
+    inv_freq, scale = rope_frequencies(cfg)
+    lo, hi, expected, extrap = yarn_by_hand(d)
+    assert (lo, hi) == (low, high)
+    assert torch.allclose(inv_freq.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=0)
+    assert inv_freq[low].item() == pytest.approx(extrap[low], rel=1e-6)               # still extrapolated
+    assert inv_freq[high].item() == pytest.approx(extrap[high] / 4, rel=1e-6)         # fully interpolated
+    assert scale == pytest.approx(0.1 * math.log(4.0) + 1)
+    plain, one = rope_frequencies(ModelConfig.from_name("0.5B", head_dim=d))
+    assert one == 1.0 and torch.allclose(plain.double(), torch.tensor(extrap, dtype=torch.float64), rtol=1e-6)
+    # and transformers' own YaRN on the official config numbers gives the same
+    hf_cfg = Qwen2Config(**{**cfg.to_hf(), "head_dim": d})
+    hf_inv, hf_scale = ROPE_INIT_FUNCTIONS["yarn"](hf_cfg)
+    assert torch.allclose(inv_freq, hf_inv, rtol=1e-6) and hf_scale == pytest.approx(scale)
+
+
+def test_config_reads_both_rope_layouts():
+    old = ModelConfig.from_name("7B", rope_scaling={"type": "yarn", "factor": 4.0,
+                                                    "original_max_position_embeddings": 32768}).to_hf()
+    assert old["rope_theta"] == 1e6 and "head_dim" not in old and old["tie_word_embeddings"] is False
+    new = {k: v for k, v in old.items() if k not in ("rope_theta", "rope_scaling")}
+    new["rope_parameters"] = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768,
+                              "rope_theta": 1e6}
+    assert ModelConfig.from_hf(old) == ModelConfig.from_hf(new) == ModelConfig.from_name("7B", **{
+        "rope_scaling": {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}})
+    plain = dict(new, rope_parameters={"rope_type": "default", "rope_theta": 1e4})
+    assert ModelConfig.from_hf(plain).rope_scaling is None and ModelConfig.from_hf(plain).rope_theta == 1e4
+
+
+def tiny_model(seed=0, **overrides):
+    cfg = ModelConfig.from_name("tiny", **{**dict(vocab_size=64, hidden_size=64, num_hidden_layers=2, head_dim=32,
+                                                  num_attention_heads=4, num_key_value_heads=2,
+                                                  intermediate_size=128), **overrides})
+    torch.manual_seed(seed)
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    model.to_empty(device="cpu")
+    model.init_weights()
+    with torch.no_grad():  # spread the weights so the argmax is decisive
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return model.eval()
+
+
+def test_meta_to_empty_init_weights():
+    model = tiny_model()
+    assert model.lm_head.weight is model.embed_tokens.weight  # still tied after leaving meta
+    assert len(list(model.parameters())) == 2 * 12 + 2
+    ids = torch.randint(0, 64, (2, 10))
+    logits = model(ids)
+    assert torch.isfinite(logits).all()
+    # RoPE works off meta: the same weights in a model built directly give the same logits
+    direct = Transformer(model.config)
+    direct.load_state_dict(model.state_dict())
+    assert torch.allclose(direct(ids), logits, atol=1e-6)
+    assert model.layers[0].self_attn.q_proj.bias.abs().max() > 0
+
+
+def test_kv_cache_generation_equals_recompute():
+    model = tiny_model(rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8})
+    ids = torch.randint(0, 64, (3, 5))
+    got = model.generate(ids, max_new_tokens=15)
+    seq = ids
+    with torch.no_grad():
+        for _ in range(15):  # no cache: the whole sequence through the model at every step
+            seq = torch.cat([seq, model(seq)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(got, seq)
+    assert len(set(got[0, 5:].tolist())) > 1  # not a degenerate constant continuation
+
+
+def test_generate_stops_pads_and_streams():
+    model = tiny_model()
+    ids = torch.randint(0, 64, (3, 4))
+    free = model.generate(ids, max_new_tokens=12)
+    stop = free[0, 6].item()  # row 0 emits this at its third new token
+    columns = []
+    out = model.generate(ids, max_new_tokens=12, stop_ids=(stop,), pad_id=63, on_token=columns.append)
+    assert torch.equal(torch.cat([ids] + columns, dim=1), out)
+    for row in range(3):
+        new = free[row, 4:].tolist()
+        cut = new.index(stop) + 1 if stop in new else len(new)
+        assert out[row, 4:4 + cut].tolist() == new[:cut]          # identical up to and including the stop
+        assert (out[row, 4 + cut:] == 63).all()                   # then padding
+    stopped_all = all(stop in free[r, 4:].tolist() for r in range(3))
+    assert (out.shape[1] < 16) == stopped_all  # ends early only when every row stopped
+    short = model.generate(ids[:1], max_new_tokens=12, stop_ids=(stop,))
+    cut = free[0, 4:].tolist().index(stop) + 1
+    assert short.shape[1] == 4 + cut and short[0, -1] == stop  # a single row stops at once
+
+
+def test_sampling():
+    model = tiny_model()
+    ids = torch.randint(0, 64, (2, 4))
+    greedy = model.generate(ids, 8)
+    assert torch.equal(model.generate(ids, 8, temperature=1.0, top_k=1), greedy)
+    assert torch.equal(model.generate(ids, 8, temperature=0.7, top_p=1e-6), greedy)
+    torch.manual_seed(1)
+    a = model.generate(ids, 8, temperature=1.0)
+    torch.manual_seed(1)
+    assert torch.equal(model.generate(ids, 8, temperature=1.0), a) and not torch.equal(a, greedy)
+    logits = torch.tensor([[0.0, 1.0, 2.0, 3.0]]).repeat(2000, 1)
+    top2 = model_module.sample(logits, temperature=1.0, top_k=2)
+    assert set(top2.tolist()) == {2, 3}
+    nucleus = model_module.sample(logits, temperature=1.0, top_p=0.7)  # p(3)=.64, p(2)=.24: keeps {3, 2}
+    assert set(nucleus.tolist()) == {2, 3}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_loss_matches_full_logits(reduction, monkeypatch):
+    monkeypatch.setattr(model_module, "LOSS_CHUNK_LOGITS", 64 * 7)  # 7 rows per chunk: 5 uneven chunks
+    model = tiny_model(tie_word_embeddings=False).train()
+    ids = torch.randint(0, 64, (3, 11))
+    targets = torch.randint(0, 64, (3, 11))
+    targets[0, :4] = -100
+    targets[2, 7] = -100
+    loss = model(ids, targets, reduction=reduction)
+    loss_grads = torch.autograd.grad(loss.sum(), list(model.parameters()))
+    logits = model(ids)
+    ref = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100, reduction=reduction)
+    ref = ref.view(3, 11) if reduction == "none" else ref
+    ref_grads = torch.autograd.grad(ref.sum(), list(model.parameters()))
+    assert loss.shape == ref.shape and torch.allclose(loss, ref, atol=1e-5)
+    if reduction == "none":
+        assert (loss[0, :4] == 0).all() and loss[2, 7] == 0
+    for g, r in zip(loss_grads, ref_grads):
+        assert torch.allclose(g, r, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(model(ids, targets, reduction=reduction), ref, atol=1e-5)
+    with pytest.raises(ValueError, match="reduction"):
+        model(ids, targets, reduction="avg")
+
+
+def test_loss_never_keeps_the_full_logits(monkeypatch):
+    monkeypatch.setattr(model_module, "LOSS_CHUNK_LOGITS", 96 * 7)  # 7 positions per chunk
+    model = tiny_model(vocab_size=96).train()
+    ids = torch.randint(0, 96, (3, 11))
+    saved = []  # shapes autograd keeps for backward (checkpointed chunks keep nothing)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(tuple(t.shape)) or t, lambda t: t):
+        loss = model(ids, ids)
+    loss.backward()
+    logit_rows = [s[0] for s in saved if len(s) == 2 and s[1] == 96 and s != (64, 96)]  # not the weight
+    assert logit_rows and max(logit_rows) == 33 - 4 * 7  # only the last (5-position) chunk is kept
+    assert model.embed_tokens.weight.grad.abs().sum() > 0
+
+
+def test_bad_directories_fail_clearly(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        Transformer.from_pretrained(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="config.json: missing"):
+        Transformer.from_pretrained(tmp_path)
+    hf = hf_model()
+    good = tmp_path / "good"
+    hf.save_pretrained(good)
+    config = json.loads((good / "config.json").read_text())
+
+    def broken(name, config_changes=None, drop_weights=False, state=None):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({**config, **(config_changes or {})}))
+        if not drop_weights:
+            if state is None:
+                os.link(good / "model.safetensors", d / "model.safetensors")
+            else:
+                from safetensors.torch import save_file
+                save_file(state, d / "model.safetensors")
+        return d
+
+    with pytest.raises(FileNotFoundError, match="no model.safetensors or model.safetensors.index.json"):
+        Transformer.from_pretrained(broken("noweights", drop_weights=True))
+    with pytest.raises(ValueError, match=r"config.json: model_type 'llama'"):
+        Transformer.from_pretrained(broken("llama", {"model_type": "llama", "architectures": ["LlamaForCausalLM"]}))
+    with pytest.raises(ValueError, match=r"model.safetensors: model.embed_tokens.weight has shape \[96, 64\] "
+                                         r"but config.json implies \[128, 64\]"):
+        Transformer.from_pretrained(broken("shape", {"vocab_size": 128}))
+    state = {k: v.contiguous() for k, v in hf.state_dict().items() if "layers.1.mlp.up_proj" not in k
+             and k != "lm_head.weight"}
+    with pytest.raises(ValueError, match=r"lack 1 tensors \(e.g. layers.1.mlp.up_proj.weight\)"):
+        Transformer.from_pretrained(broken("missing", state=state))
+    with pytest.raises(ValueError, match="rope type 'longrope' is not supported"):
+        Transformer.from_pretrained(broken("rope", {"rope_parameters": {"rope_type": "longrope"}}))
+    (tmp_path / "badjson").mkdir()
+    (tmp_path / "badjson" / "config.json").write_text("{")
+    with pytest.raises(ValueError, match="config.json: not valid JSON"):
+        Transformer.from_pretrained(tmp_path / "badjson")
