@@ -497,6 +497,7 @@ def prepare(tokenizer, out_dir, inputs=None, level="file", seq_len=1024, *, val_
     splits = {name: _write_split(tokenizer, rs, out_dir, name, level, seq_len, shard_tokens, verbose)
               for name, rs in (("train", train), ("val", val))}
     meta = {"format": "data_fim/1", "level": level, "seq_len": seq_len, "dtype": "uint32",
+            "inputs": None if inputs is None else [str(i) for i in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)],
             "tokenizer": {"n_vocab": tokenizer.n_vocab, "fingerprint": tokenizer_fingerprint(tokenizer),
                           "eot_id": tokenizer.eot_id},
             "corpus": {k: stats[k] for k in ("repos", "files", "bytes")}, "skipped": stats["skipped"],

@@ -399,15 +399,16 @@ SPECIAL_STRINGS = tuple(SPECIAL_TOKENS)
 
 def held_out(args):
     """The repositories a training run never saw: the names in --data's meta.json, else split_repos."""
-    repos, _ = data_fim.load_corpus(args.inputs)
     if args.data:
         meta = os.path.join(args.data, "meta.json")
         if not os.path.isfile(meta):
             raise FileNotFoundError(f"{meta} does not exist; pass the --data directory `data_fim.py prepare` wrote.")
         with open(meta) as f:
-            names = set(json.load(f).get("val_repos", []))
-        val = [r for r in repos if r.name in names]
+            meta = json.load(f)
+        repos, _ = data_fim.load_corpus(args.inputs or meta.get("inputs"))  # the corpus that run split
+        val = [r for r in repos if r.name in set(meta.get("val_repos", []))]
     else:
+        repos, _ = data_fim.load_corpus(args.inputs)
         val = data_fim.split_repos(repos, args.val_fraction)[1]
     # A file that spells a control token cannot go into a prompt without becoming one.
     val = [data_fim.Repo(r.name, [(p, c) for p, c in r.files if not any(s in c for s in SPECIAL_STRINGS)])

@@ -147,23 +147,23 @@ def load_data(cfg, tok, d, level="file"):
 
 def model_config(cfg, tok, **overrides):
     """The shape to train: --init's config.json, else --model (CPU sizes fitted to the tokenizer)."""
+    name = cfg.model or ("" if cfg.init else "tiny")
+    try:
+        named = ModelConfig.from_name(name) if name else None
+    except (KeyError, ValueError) as e:
+        raise Fatal(f"--model: {e}") from None
     if cfg.init:
         path = os.path.join(cfg.init, "config.json")
         if not os.path.exists(path):
             raise Fatal(f"--init {cfg.init} has no config.json; pass a Hugging Face-format checkpoint directory.")
         with open(path) as f:
             mc = ModelConfig.from_hf(json.load(f))
-        if cfg.model:   # an explicit --model must agree with the checkpoint
-            want = ModelConfig.from_name(cfg.model, vocab_size=mc.vocab_size)
-            if (want.hidden_size, want.num_hidden_layers) != (mc.hidden_size, mc.num_hidden_layers):
-                raise Fatal(f"--init {cfg.init} is a {mc.num_hidden_layers}-layer, hidden {mc.hidden_size} "
-                            f"model, not --model {cfg.model}; drop --model or pick the matching checkpoint.")
+        shape = lambda c: (c.hidden_size, c.num_hidden_layers, c.num_attention_heads)
+        if named and shape(named) != shape(mc):   # an explicit --model must agree with the checkpoint
+            raise Fatal(f"--init {cfg.init} is a {mc.num_hidden_layers}-layer, hidden {mc.hidden_size} "
+                        f"model, not --model {name}; drop --model or pick the matching checkpoint.")
     else:
-        name = cfg.model or "tiny"
-        try:
-            mc = ModelConfig.from_name(name)
-        except (KeyError, ValueError) as e:
-            raise Fatal(f"unknown --model {name!r} ({e}).") from None
+        mc = named
         if name in ("tiny", "small"):   # CPU sizes: exactly the tokenizer's ids, rounded up to 64 rows
             mc = replace(mc, vocab_size=-(-tok.n_vocab // 64) * 64)
     if mc.vocab_size < tok.n_vocab:

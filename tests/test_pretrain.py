@@ -196,7 +196,7 @@ def test_dry_run_32b_prints_exact_count():
 
 
 def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path):
-    with pytest.raises(Fatal, match="unknown --model"):
+    with pytest.raises(Fatal, match="unknown model name"):
         pretrain.main(small(tok_dir, file_data, tmp_path / "a", model="13B"))
     with pytest.raises(Fatal, match="not --model 0.5B"):
         pretrain.main(small(tok_dir, file_data, tmp_path / "b", model="0.5B", init=stage1))
@@ -225,5 +225,5 @@ def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path):
     # The CLI turns it into one line and exit status 1.
     r = subprocess.run([sys.executable, "pretrain.py", "--model", "13B", "--tokenizer", tok_dir],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and r.stderr.strip().startswith("error: unknown --model")
+    assert r.returncode == 1 and r.stderr.strip().startswith("error: --model: unknown model name")
     assert len(r.stderr.strip().splitlines()) == 1

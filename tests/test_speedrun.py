@@ -1,0 +1,39 @@
+"""The whole pipeline at micro scale (`speedrun.sh --smoke`): every stage runs a few steps
+on the output of the one before, so a broken hand-off between stages cannot land."""
+import json
+import os
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUTPUTS = ["tokenizer/vocab.json", "data-file/meta.json", "data-repo/meta.json", "pretrain/model.safetensors",
+           "repo_pretrain/model.safetensors", "sft-data/sft.jsonl", "sft-data/tasks.jsonl",
+           "sft/model.safetensors", "dpo-data/pairs.jsonl", "dpo/model.safetensors", "eval/humaneval.json",
+           "eval/humaneval_base.json", "eval/fim.json", "eval/repo.json", "eval/needle.json", "eval/needle.svg",
+           "eval/loss.json", "report.md", "loss_pretrain.svg"]
+
+
+def speedrun(out):
+    env = dict(os.environ, OUT=str(out))
+    t0 = time.time()
+    r = subprocess.run(["bash", "speedrun.sh", "--smoke"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout, time.time() - t0
+
+
+def test_every_stage_hands_over_to_the_next(tmp_path):
+    out = tmp_path / "out"
+    log, first = speedrun(out)
+    for path in OUTPUTS:
+        assert (out / path).exists(), path
+    with open(out / "repo_pretrain" / "config.json") as f:
+        assert json.load(f)["rope_scaling"]["type"] == "yarn"   # stage 2 changed the RoPE settings
+    report = (out / "report.md").read_text()
+    for section in ("## Data", "## Training stages", "Stage 1: file-level pretraining", "DPO", "## Evaluation",
+                    "humaneval", "needle"):
+        assert section in report, section
+    # Rerunning resumes rather than redoes: every stage is found finished.
+    log, second = speedrun(out)
+    assert log.count("done already") == 15, log
+    assert "training" not in log
