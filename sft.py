@@ -40,7 +40,8 @@ import torch.distributed as dist
 
 import pretrain
 import sandbox
-from data_fim import Repo, _parser, decontaminate, load_corpus, permute, syntax_span
+from data_fim import (Repo, decontaminate, fim_token_ids, load_corpus, read_jsonl, sample_row, syntax_span,
+                      tree_sitter_parser, unit_hash)
 from model import Transformer
 from tokenizer import Tokenizer
 
@@ -244,6 +245,13 @@ def _calls(fn, rng, max_calls):
     return [f"{fn.name}({', '.join(map(repr, args))})" for args in combos]
 
 
+def parse_or_none(code, mode="exec"):
+    try:
+        return ast.parse(code, mode=mode)
+    except (SyntaxError, ValueError):
+        return None
+
+
 def doctest_lines(doc):
     """A docstring's doctest examples as plain Python lines (`assert repr(expr) == 'want'`, the
     doctest rule), or [] when they cannot be checked that way (printing, exceptions, directives)."""
@@ -258,24 +266,25 @@ def doctest_lines(doc):
             return []
         if not want:
             lines.append(src)
-            continue
-        try:
-            ast.parse(src, mode="eval")
-        except SyntaxError:
+        elif parse_or_none(src, "eval") is None:
             return []
-        try:  # a literal output reads better as `f(x) == [1, 2]` and means the same
-            literal = repr(ast.literal_eval(want)) == want
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            literal = False
-        lines.append(f"assert {src} == {want}" if literal else f"assert repr({src}) == {want!r}")
+        else:  # a literal output reads better as `f(x) == [1, 2]` and means the same
+            lines.append(f"assert {src} == {want}" if _is_literal(want) else f"assert repr({src}) == {want!r}")
     return lines
+
+
+def _is_literal(text):
+    try:
+        return repr(ast.literal_eval(text)) == text
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
 
 
 def extract_functions(repos, cfg, stats):
     """Documented top-level functions of the corpus's Python files (tree-sitter finds them;
     Python's ast decides what they depend on): at most cfg.limit, from files taken in a
     seeded hash order, so they spread over the corpus and unused files are never parsed."""
-    parser, found, seen = _parser("python"), [], set()
+    parser, found, seen = tree_sitter_parser("python"), [], set()
     files = sorted(((repo.name, path, text) for repo in repos for path, text in repo.files if path.endswith(".py")),
                    key=lambda f: hashlib.sha1(f"{cfg.seed}:{f[0]}/{f[1]}".encode()).digest())
     for repo_name, path, text in files:
@@ -369,26 +378,22 @@ def verify(functions, cfg, stats):
     for f, res in zip(runnable, results):
         rep = [json.loads(line[10:]) for line in res.stdout.splitlines() if line.startswith("@@REPORT@@")]
         rep = rep[-1] if rep and res.status == "passed" else None
-        if rep is None:  # the code does not even load (or the sandbox killed it): reject
+        # Rejected: the code does not even load (or the sandbox killed it), or its own doctests fail.
+        why = (f"sandbox_{res.status}" if rep is None
+               else "doctest_failed" if rep["doctests_passed"] < len(f.doctests) else None)
+        if why:
             f.verified = "failed"
-            stats[f"rejected_sandbox_{res.status}"] += 1
-            continue
-        if rep["doctests_passed"] < len(f.doctests):  # the docstring's own examples fail
-            f.verified = "failed"
-            stats["rejected_doctest_failed"] += 1
+            stats["rejected_" + why] += 1
             continue
         f.outputs = {c: o for c, o in rep["outputs"].items() if o is not None}
-        # Distinct outputs first, then the rest; richer (longer) inputs first within each.
-        ranked = sorted(f.outputs.items(), key=lambda co: -len(co[0]))
-        seen, distinct = set(), []
+        # One check per distinct output first, then the rest; richer (longer) inputs first in each.
+        ranked, first = sorted(f.outputs.items(), key=lambda co: -len(co[0])), {}
         for c, o in ranked:
-            if o not in seen:
-                seen.add(o)
-                distinct.append((c, o))
-        chosen = (distinct + [co for co in ranked if co not in distinct])[:cfg.max_checks]
+            first.setdefault(o, c)
+        chosen = sorted(ranked, key=lambda co: first[co[1]] != co[0])[:cfg.max_checks]
         picked = [f"assert {c} == {o}" for c, o in chosen]
         # A check that every function would pass (one constant output) is no check.
-        if not f.doctests and len(seen) < 2:
+        if not f.doctests and len(first) < 2:
             stats["untested_no_varied_outputs"] += 1
             continue
         f.test = "\n".join(f.doctests + picked) + "\n"
@@ -459,13 +464,6 @@ CHECKLIST = {
 FENCE = re.compile(r"```(?:python|py)?\n(.*?)```", re.S)
 
 
-def _parses(code):
-    try:
-        return ast.parse(code)
-    except (SyntaxError, ValueError):
-        return None
-
-
 def checklist(messages, verified=None):
     """(score, items) of a conversation's last user/assistant pair. verified: "executed",
     "static" or "failed" when synthesis knows; else correctness = "its code parses"."""
@@ -474,17 +472,18 @@ def checklist(messages, verified=None):
     q_code, a_code = FENCE.findall(user), FENCE.findall(answer)
     items = {"code": 1.0 if a_code else 0.5 if "`" in answer else 0.0}
     if "<FILL>" in user and q_code and a_code:   # fill-in: the answer must fit the hole
-        items["consistency"] = float(_parses(q_code[-1].replace("<FILL>", a_code[0].rstrip("\n"))) is not None)
+        items["consistency"] = float(parse_or_none(q_code[-1].replace("<FILL>", a_code[0].rstrip("\n"))) is not None)
     else:
         asked = set(re.findall(r"(?<!`)`([A-Za-z_]\w*)", user))  # `name` and `name(...)`, not ```python
         asked |= {n for c in q_code for n in re.findall(r"^def (\w+)", c, re.M)}
         said = set(re.findall(r"\w+", answer))
         items["consistency"] = len(asked & said) / len(asked) if asked else 1.0
     # The code judged: the answer's, or the question's when the answer has no whole program.
-    code = "\n".join(a_code) if a_code and all(map(_parses, a_code)) else "\n".join(q_code).replace("<FILL>", "pass")
-    tree = _parses(code)
+    whole = a_code and all(map(parse_or_none, a_code))
+    code = "\n".join(a_code) if whole else "\n".join(q_code).replace("<FILL>", "pass")
+    tree = parse_or_none(code)
     if verified is None:
-        verified = "static" if a_code and all(_parses(c) is not None for c in a_code) else None
+        verified = "static" if a_code and all(parse_or_none(c) is not None for c in a_code) else None
     items["correctness"] = {"executed": 1.0, "static": 0.5}.get(verified, 0.0)
     branches = (ast.If, ast.For, ast.While, ast.Try, ast.With, ast.comprehension, ast.BoolOp, ast.IfExp, ast.Match)
     nodes = list(ast.walk(tree)) if tree else []
@@ -518,7 +517,7 @@ def synthesize(repos, cfg=None):
         rng = random.Random(f"{cfg.seed}:{f.origin}:samples")
         for kind, user, answer in build_samples(f, rng):
             messages = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
-            if kind != "fill" and not all(_parses(c) for c in FENCE.findall(answer)):
+            if kind != "fill" and not all(parse_or_none(c) for c in FENCE.findall(answer)):
                 stats["dropped_answer_does_not_parse"] += 1
                 continue
             key = hashlib.sha1(" ".join((user + answer).split()).encode()).digest()
@@ -565,23 +564,26 @@ def synth_main(cfg):
 
 # ----------------------------------------------------------------------------- training data (§4.2)
 
-def fim_ids(tok, prefix, middle, suffix, spm=False):
-    """File-level FIM (Fig. 3) as ids: each piece encoded as plain text, control tokens as ids."""
-    sp = tok.special
-    pre, mid, suf = (tok.encode(t) for t in (prefix, middle, suffix))
-    if spm:
-        return [sp["<|fim_prefix|>"], sp["<|fim_suffix|>"]] + suf + [sp["<|fim_middle|>"]] + pre + mid + [tok.eot_id]
-    return [sp["<|fim_prefix|>"]] + pre + [sp["<|fim_suffix|>"]] + suf + [sp["<|fim_middle|>"]] + mid + [tok.eot_id]
+def pad_batch(seqs, pad_id):
+    """(x, y) of (ids, mask) rows padded to the longest: x = ids[:-1], y = the next token where
+    mask is 1, else -100, so pretrain.lm_loss trains exactly the masked tokens."""
+    T = max(len(ids) for ids, _ in seqs) - 1
+    x = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    y = torch.full((len(seqs), T), -100, dtype=torch.long)
+    for b, (ids, mask) in enumerate(seqs):
+        ids, keep = torch.tensor(ids), torch.tensor(mask[1:], dtype=torch.bool)
+        x[b, :len(ids) - 1] = ids[:-1]
+        y[b, :len(ids) - 1] = torch.where(keep, ids[1:], -100)
+    return x, y
 
 
 class ChatDataset:
     """Rendered conversations served by global index, for pretrain.train().
 
-    Sample g of epoch e = g // n is row permute(g % n) (data_fim's keyed permutation, so the
-    order is a pure function of (seed, g)). With probability fim_rate, decided by (seed, g),
-    the reply's code is served instead as a FIM task on a tree-sitter span, all tokens
-    trained (mixed tuning, §4.2). get_batch pads to the longest sample; y = -100 outside
-    the mask and on padding, so pretrain.lm_loss trains exactly the assistant replies.
+    Sample g reads row data_fim.sample_row(g) (a pure function of (seed, g)). With probability
+    fim_rate, decided by (seed, g), the reply's code is served instead as a FIM task on a
+    tree-sitter span, all tokens trained (mixed tuning, §4.2). A batch is padded to its
+    longest sample, with targets only on the assistant replies.
     """
 
     def __init__(self, rows, tokenizer, seed=0, fim_rate=0.0, spm_rate=0.5, max_len=None):
@@ -592,49 +594,41 @@ class ChatDataset:
         return len(self.rows)
 
     def sample(self, g):
-        epoch, i = divmod(int(g), len(self.rows))
-        row = self.rows[int(permute([i], len(self.rows), f"{self.seed}:{epoch}")[0])]
-        code = row.get("code")
-        if self.fim_rate > 0 and code:
-            rng = random.Random(f"{self.seed}:{g}")
-            if rng.random() < self.fim_rate:
-                span = syntax_span(code, rng)
-                if span:
-                    ids = fim_ids(self.tok, *span, spm=rng.random() < self.spm_rate)
-                    if self.max_len is None or len(ids) <= self.max_len + 1:
-                        return ids, [1] * len(ids)
+        row = self.rows[sample_row(g, len(self.rows), self.seed)]
+        rng = random.Random(f"{self.seed}:{g}")
+        if self.fim_rate > 0 and row.get("code") and rng.random() < self.fim_rate:
+            span = syntax_span(row["code"], rng)
+            ids = fim_token_ids(self.tok, *span, spm=rng.random() < self.spm_rate) if span else None
+            if ids and (self.max_len is None or len(ids) <= self.max_len + 1):
+                return ids, [1] * len(ids)
         return row["ids"], row["mask"]
 
     def get_batch(self, indices):
-        seqs = [self.sample(g) for g in indices]
-        T = max(len(ids) for ids, _ in seqs) - 1
-        x = torch.full((len(seqs), T), self.tok.eot_id, dtype=torch.long)
-        y = torch.full((len(seqs), T), -100, dtype=torch.long)
-        for b, (ids, mask) in enumerate(seqs):
-            ids, keep = torch.tensor(ids), torch.tensor(mask[1:], dtype=torch.bool)
-            x[b, :len(ids) - 1] = ids[:-1]
-            y[b, :len(ids) - 1] = torch.where(keep, ids[1:], -100)
-        return x, y
+        return pad_batch([self.sample(g) for g in indices], self.tok.eot_id)
 
 
-def load_jsonl(paths):
+def load_jsonl(path, what, parse=None):
+    """The lines of a .jsonl(.gz) file as parse(object) (data_fim.read_jsonl); a bad line is a
+    pretrain.Fatal naming it."""
+    try:
+        return [row for _, row in read_jsonl(path, what, parse)]
+    except ValueError as e:
+        raise pretrain.Fatal(str(e)) from None
+
+
+def _conversation(rec):
+    if not isinstance(rec["messages"], list):  # like rec["messages"] itself, a TypeError: "fix that line"
+        raise TypeError
+    return rec
+
+
+def load_conversations(paths):
     """Conversations from official-format SFT files ({"messages": [...]} per line)."""
     records = []
     for path in paths:
         if not os.path.isfile(path):
             raise pretrain.Fatal(f"--data {path} does not exist; pass sft.jsonl files ({{\"messages\": [...]}} lines).")
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    rec = None
-                if not isinstance(rec, dict) or not isinstance(rec.get("messages"), list):
-                    raise pretrain.Fatal(f"{path}:{lineno} is not a {{\"messages\": [...]}} JSON object; "
-                                         "fix that line.")
-                records.append(rec)
+        records += load_jsonl(path, 'a {"messages": [...]} object', _conversation)
     return records
 
 
@@ -655,10 +649,9 @@ def prepare_rows(records, tok, seq_len, val_fraction=0.05):
             continue
         score = rec["score"] if "score" in rec else checklist(rec["messages"])[0]
         replies = [m["content"] for m in rec["messages"] if m["role"] == "assistant"]
-        code = next((c for c in FENCE.findall(replies[-1]) if c.count("\n") >= 2 and _parses(c)), None)
+        code = next((c for c in FENCE.findall(replies[-1]) if c.count("\n") >= 2 and parse_or_none(c)), None)
         row = {"ids": ids, "mask": mask, "score": score, "code": code}
-        key = hashlib.sha1(json.dumps(rec["messages"], sort_keys=True).encode()).digest()
-        (val if int.from_bytes(key[:8], "big") / 2**64 < val_fraction else train).append(row)
+        (val if unit_hash(json.dumps(rec["messages"], sort_keys=True)) < val_fraction else train).append(row)
     counts.update(train=len(train), val=len(val))
     return train, val, counts
 
@@ -691,8 +684,22 @@ class SFTConfig(pretrain.TrainConfig):
     fine_epochs: float = 1.0
 
 
-def _steps(epochs, n, cfg, d):
+def tokenizer_dir(cfg):
+    """--init's own tokenizer files when it has them (a trained stage's output), else --tokenizer."""
+    return cfg.init if os.path.isfile(os.path.join(cfg.init, "vocab.json")) else cfg.tokenizer
+
+
+def steps_for(epochs, n, cfg, d):
+    """Optimizer steps for `epochs` passes over n samples at the global batch of cfg and d."""
     return max(1, math.ceil(epochs * n / (cfg.batch_size * cfg.grad_accum * d.world)))
+
+
+def build_once(path, build, d):
+    """Run build() on rank 0 when the data file `path` is missing; the other ranks wait for it."""
+    if not os.path.exists(path) and d.main:
+        build()
+    if d.world > 1:
+        dist.barrier()
 
 
 def main(cfg):
@@ -700,19 +707,15 @@ def main(cfg):
     if not os.path.isdir(cfg.init):
         raise pretrain.Fatal(f"--init {cfg.init} is not a directory; SFT starts from a pretrained checkpoint "
                              "(run pretrain.py / repo_pretrain.py, or pass an official base model directory).")
-    tok_dir = cfg.init if os.path.isfile(os.path.join(cfg.init, "vocab.json")) else cfg.tokenizer
-    tok = pretrain.load_tokenizer(tok_dir)
-    mc = pretrain.model_config(replace(cfg, tokenizer=tok_dir), tok)
+    tok = pretrain.load_tokenizer(tokenizer_dir(cfg))
+    mc = pretrain.model_config(replace(cfg, tokenizer=tokenizer_dir(cfg)), tok)
     d = pretrain.setup_distributed()
     try:
         paths = [p for p in cfg.data.split(",") if p]
         if not paths:
             paths = [os.path.join(cfg.out, "data", "sft.jsonl")]
-            if not os.path.exists(paths[0]) and d.main:
-                synth_main(SynthConfig(out=os.path.dirname(paths[0])))
-            if d.world > 1:
-                dist.barrier()
-        train_rows, val_rows, counts = prepare_rows(load_jsonl(paths), tok, cfg.seq_len, cfg.val_fraction)
+            build_once(paths[0], lambda: synth_main(SynthConfig(out=os.path.dirname(paths[0]))), d)
+        train_rows, val_rows, counts = prepare_rows(load_conversations(paths), tok, cfg.seq_len, cfg.val_fraction)
         if d.main:
             print(f"SFT data: {dict(counts)}")
         if not train_rows:
@@ -723,7 +726,7 @@ def main(cfg):
         bf16 = pretrain.use_bf16(cfg, d.device)
         model = pretrain.build_model(cfg, mc, d, bf16)
         coarse = replace(cfg, out=os.path.join(cfg.out, "coarse"),
-                         max_steps=cfg.max_steps or _steps(cfg.epochs, len(train_rows), cfg, d))
+                         max_steps=cfg.max_steps or steps_for(cfg.epochs, len(train_rows), cfg, d))
         if d.main:
             print(f"coarse phase: {len(train_rows)} samples, {coarse.max_steps} steps")
         pretrain.train(coarse, model, make(train_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16)
@@ -733,7 +736,7 @@ def main(cfg):
             if d.main:
                 print("fine phase: no sample selected, skipped; the model is in " + coarse.out)
             return model
-        fine = replace(cfg, max_steps=cfg.fine_steps or _steps(cfg.fine_epochs, len(fine_rows), cfg, d))
+        fine = replace(cfg, max_steps=cfg.fine_steps or steps_for(cfg.fine_epochs, len(fine_rows), cfg, d))
         if d.main:
             print(f"fine phase: {len(fine_rows)} samples scoring >= {fine_rows[-1]['score']:.3f}, "
                   f"{fine.max_steps} steps")
@@ -761,7 +764,7 @@ def chat(cfg):
         model, tok = Transformer.from_pretrained(cfg.model), Tokenizer.from_pretrained(cfg.model)
     except (FileNotFoundError, ValueError) as e:
         raise pretrain.Fatal(str(e)) from None
-    stops = [tok.special[t] for t in ("<|im_end|>", "<|endoftext|>") if t in tok.special]
+    stops = [tok.special["<|im_end|>"], tok.eot_id]
     messages = [{"role": "system", "content": cfg.system}]
     while True:
         try:

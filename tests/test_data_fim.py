@@ -127,6 +127,18 @@ def test_control_tokens_are_single_official_ids(official):
     assert not any(i >= 151643 for i in official.encode(text))  # as corpus text they stay plain text
 
 
+
+@pytest.mark.parametrize("spm", [False, True])
+def test_fim_token_ids_are_format_fim_tokenized(official, spm):
+    pre, mid, suf = "x = 1\n", "def f(a):\n    return a\n", "\nprint(f(x))  # ünïcödé\n"
+    ids = D.fim_token_ids(official, pre, mid, suf, spm=spm)
+    assert ids == official.encode(D.format_fim(pre, mid, suf, spm=spm), allowed_special="all")
+    first = [IDS["<|fim_prefix|>"], IDS["<|fim_suffix|>"]] if spm else [IDS["<|fim_prefix|>"]]
+    assert ids[-1] == IDS["<|endoftext|>"] and ids[:len(first)] == first
+    # A sentinel written in the code stays plain text: still one real <|fim_middle|> id.
+    ids = D.fim_token_ids(official, "s = '<|fim_middle|>'\n", mid, suf, spm=spm)
+    assert ids.count(IDS["<|fim_middle|>"]) == 1 and official.decode(ids).count("<|fim_middle|>") == 2
+
 # ----------------------------------------------------------------------------- spans
 
 @settings(max_examples=300, deadline=None)
@@ -229,6 +241,21 @@ def test_jsonl_corpus_and_errors(tmp_path):
         D.load_corpus(str(tmp_path / "missing"))
 
 
+def test_read_jsonl_numbers_lines_and_reads_gzip(tmp_path):
+    import gzip
+    path = tmp_path / "rows.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write('{"a": 1}\n\n{"a": 2}\n')
+    assert list(D.read_jsonl(str(path), "an {a} object")) == [(1, {"a": 1}), (3, {"a": 2})]
+    assert list(D.read_jsonl(str(path), "an {a} object", lambda r: r["a"] * 10)) == [(1, 10), (3, 20)]
+    with pytest.raises(ValueError, match=r"rows.jsonl.gz:3 is not a positive \{a\}; fix that line\.$"):
+        list(D.read_jsonl(str(path), "a positive {a}", lambda r: r["a"] if r["a"] < 2 else r["b"]))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{"a": \n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2 is not valid JSON \(.*\); write an \{a\} object per line\.$"):
+        list(D.read_jsonl(str(bad), "an {a} object"))
+
+
 def test_builtin_corpus_is_the_stdlib():
     repos, stats = D.load_corpus()
     by_name = {r.name: dict(r.files) for r in repos}
@@ -323,6 +350,10 @@ def test_permute_is_a_bijection():
         p = D.permute(np.arange(n), n, "7:0")
         assert sorted(p.tolist()) == list(range(n))
     assert D.permute(np.arange(1000), 1000, "7:0").tolist() != D.permute(np.arange(1000), 1000, "7:1").tolist()
+    # sample_row: every epoch of global indices visits each row once, in that epoch's keyed order
+    epochs = [[D.sample_row(g, 50, 7) for g in range(e * 50, e * 50 + 50)] for e in range(2)]
+    assert epochs[0] == D.permute(np.arange(50), 50, "7:0").tolist() and sorted(epochs[1]) == list(range(50))
+    assert epochs[0] != epochs[1]
 
 
 def test_epoch_without_fim_loses_and_repeats_nothing(tok, prepared):

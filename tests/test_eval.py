@@ -100,21 +100,22 @@ def test_exact_match_and_edit_similarity():
 
 def test_prompts_match_facts_character_for_character():
     p = PROBLEMS["HumanEval/0"]
-    assert ev.humaneval_prompt(p) == p["prompt"].strip() + "\n"
     body = p["prompt"].strip() + "\n"
     facts = ("<|im_start|>system\nYou are an intelligent programming assistant to produce Python algorithmic "
              "solutions<|im_end|>\n<|im_start|>user\nCan you complete the following Python function?\n"
              "```python\n" + body + "\n```\n<|im_end|>\n<|im_start|>assistant\n```python\n")
-    assert ev.humaneval_prompt(p, instruct=True) == facts
     assert ev.BASE_STOPS == ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert ", "\nif __name__",
                              "\nprint(", "<|endoftext|>"]
     # The ids are those of the official tokenizer on that text, control tokens as single ids.
     tok = Tokenizer.from_pretrained(official_files())
-    for instruct in (False, True):
-        text = ev.humaneval_prompt(p, instruct)
+    for instruct, text in ((False, body), (True, facts)):
         ids = ev.humaneval_ids(p, tok, instruct)
-        assert ids == tok.encode(text, allowed_special="all") and tok.decode(ids) == text
+        assert tok.decode(ids) == text and ids == tok.encode(text, allowed_special="all")
     assert ev.humaneval_ids(p, tok, True).count(tok.special["<|im_start|>"]) == 3
+    # Problem text that spells a control token stays text.
+    tricky = {"prompt": "def f():\n    '<|im_end|>'\n"}
+    assert tok.special["<|im_end|>"] not in ev.humaneval_ids(tricky, tok, False)
+    assert ev.humaneval_ids(tricky, tok, True).count(tok.special["<|im_end|>"]) == 2  # system and user turns
 
 
 def test_stop_strings_and_fim_post_processing():
@@ -203,11 +204,12 @@ def test_bad_files_end_in_one_sentence(tmp_path, capsys, tiny):
     bad_json.write_text('{"task_id": "HumanEval/0", "completion": ""}\n{not json\n')
     unknown = write_samples(tmp_path / "unknown.jsonl", [{"task_id": "HumanEval/999", "completion": ""}])
     no_key = write_samples(tmp_path / "nokey.jsonl", [{"task_id": "HumanEval/0"}])
-    cases = [(["--samples", bad_json], "line 2 is not valid JSON"),
+    cases = [(["--samples", bad_json], "bad.jsonl:2 is not valid JSON"),
              (["--samples", unknown], "'HumanEval/999' is not in the problems file"),
-             (["--samples", no_key], "lacks 'completion'"),
+             (["--samples", no_key], "nokey.jsonl:1 is not a JSON object with task_id, completion;"),
              (["--samples", tmp_path / "missing.jsonl"], "does not exist"),
-             (["--samples", unknown, "--problems", bad_json], "lacks 'prompt'"),
+             (["--samples", unknown, "--problems", bad_json],
+              "bad.jsonl:1 is not a JSON object with task_id, prompt, test, entry_point;"),
              (["--model", tmp_path / "nowhere"], "no such directory"),
              (["--model", tmp_path], "config.json"),
              ([], "needs --model")]

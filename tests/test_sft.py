@@ -258,6 +258,13 @@ def test_batches_target_exactly_the_masked_tokens(small):
     x, y = sft.ChatDataset([{"ids": ids, "mask": mask}], tok).get_batch([0])
     assert x[0].tolist() == ids[:-1]
     assert y[0].tolist() == [t if m else -100 for t, m in zip(ids[1:], mask[1:])]
+    # A shorter row is padded with <|endoftext|> inputs and -100 targets to the longest one.
+    short = sft.render_chat(CONVERSATION[:2], tok)
+    x, y = sft.pad_batch([(ids, mask), short], tok.eot_id)
+    n = len(short[0]) - 1
+    assert x.shape == y.shape == (2, len(ids) - 1) and x[1, :n].tolist() == short[0][:-1]
+    assert set(x[1, n:].tolist()) == {tok.eot_id} and set(y[1, n:].tolist()) == {-100}
+    assert y[1, :n].tolist() == [t if m else -100 for t, m in zip(short[0][1:], short[1][1:])]
 
 
 def test_a_sample_without_assistant_tokens_adds_no_loss_or_gradient(small):
@@ -335,3 +342,6 @@ def test_cli_errors_are_one_sentence(small, tmp_path):
     assert r.returncode == 1 and f"{bad}:1 is not" in r.stderr and r.stderr.count("\n") == 1
     r = run("synth", "--inputs", str(tmp_path / "nothing_here"), "--out", str(tmp_path / "o"))
     assert r.returncode == 1 and "does not exist" in r.stderr and r.stderr.count("\n") == 1
+    bad.write_text('{"messages": []}\n\n{"messages": [}\n')
+    with pytest.raises(sft.pretrain.Fatal, match=f"^{bad}:3 is not valid JSON"):
+        sft.load_conversations([str(bad)])
