@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-BENCHES = ["model", "tokenizer", "data", "sandbox"]
+BENCHES = ["model", "train", "tokenizer", "data", "sandbox"]
 
 
 def main(names):
