@@ -41,3 +41,31 @@ def file_data(tok, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("data-file"))
     prepare(tok, path, inputs=SMALL_CORPUS, level="file", seq_len=128, verbose=False)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Models this small run faster on one thread, and far faster on a busy 2-core machine
+    (OpenMP threads spin-waiting for a core); the setting is restored after the module."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def random_checkpoint(path, texts, vocab_size):
+    """A BPE tokenizer trained on `texts` and a random 2-layer model saved together in HF
+    layout: a stand-in for a trained checkpoint. Returns (tokenizer, model)."""
+    import torch
+    from model import ModelConfig, Transformer
+    from tokenizer import Tokenizer
+    tok = Tokenizer.train(texts, vocab_size, verbose=False)
+    cfg = ModelConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=10000.0)
+    torch.manual_seed(0)
+    model = Transformer(cfg)
+    model.init_weights()
+    model.save_pretrained(str(path))
+    tok.save(str(path))
+    return tok, model

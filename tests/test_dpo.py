@@ -19,8 +19,10 @@ import dpo
 import pretrain
 import sandbox
 import sft
-from model import ModelConfig, Transformer
-from tokenizer import Tokenizer
+from model import Transformer
+from conftest import random_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LN2 = 0.6931471805599453
@@ -111,29 +113,11 @@ def task(i, suffix=""):
             "entry_point": name}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small run faster on one thread, and far faster on a busy machine (OpenMP
-    threads spin-waiting for a core); the setting is restored for the other test files."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A small tokenizer and a random tiny checkpoint directory standing in for an SFT model."""
-    texts = FUNCS * 3 + [sft.DEFAULT_SYSTEM, "Write `double`. ```python\n```"] * 3
-    tok = Tokenizer.train(texts, 320, verbose=False)
-    cfg = ModelConfig(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=10000.0)
-    torch.manual_seed(0)
-    model = Transformer(cfg)
-    model.init_weights()
     path = str(tmp_path_factory.mktemp("tiny-sft"))
-    model.save_pretrained(path)
-    tok.save(path)
+    tok, model = random_checkpoint(path, FUNCS * 3 + [sft.DEFAULT_SYSTEM, "Write `double`. ```python\n```"] * 3, 320)
     return tok, model, path
 
 

@@ -15,18 +15,10 @@ import eval as ev
 from model import ModelConfig, Transformer
 from tokenizer import Tokenizer, official_files
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PROBLEMS = ev.load_problems()
 STDLIB = sysconfig.get_paths()["stdlib"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The CI machine has 2 shared cores: a tiny model decodes ~10x faster on one thread than
-    # on two fighting for them.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

