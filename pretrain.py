@@ -34,7 +34,7 @@ import torch.distributed as dist
 # every scale); it warns each time that no process group exists, which is intended here.
 warnings.filterwarnings("ignore", message="torch.distributed is disabled")
 
-from data_fim import PackedDataset, prepare
+from data_fim import Mixture, PackedDataset, prepare
 from model import ModelConfig, Transformer
 from tokenizer import Tokenizer
 
@@ -127,22 +127,32 @@ def load_tokenizer(path):
 
 
 def load_data(cfg, tok, d, level="file"):
-    """Train/validation PackedDatasets; prepares the built-in corpus on first use."""
+    """Train/validation data; prepares the built-in corpus on first use.
+
+    --data DIR, or several weighted sources for the report's mixture (Table 3):
+    --data code:70,text:20,math:10 (directories, each prepared by data_fim.py). The
+    validation split is the first source's."""
     data = cfg.data or os.path.join(os.path.dirname(cfg.out.rstrip("/")) or ".", f"data-{level}")
-    if not os.path.exists(os.path.join(data, "meta.json")):
+    sources = [s.rsplit(":", 1) if ":" in s else (s, "1") for s in data.split(",")]
+    for path, _ in sources:
+        if os.path.exists(os.path.join(path, "meta.json")):
+            continue
         if cfg.data:
-            raise Fatal(f"{data} holds no prepared data (no meta.json); run "
-                        f"`python data_fim.py prepare --tokenizer {cfg.tokenizer} --out {data}`.")
+            raise Fatal(f"{path} holds no prepared data (no meta.json); run "
+                        f"`python data_fim.py prepare --tokenizer {cfg.tokenizer} --out {path}`.")
         if d.main:
-            print(f"preparing the built-in corpus into {data} ({level}-level) ...")
-            prepare(tok, data, level=level, seq_len=cfg.seq_len)
+            print(f"preparing the built-in corpus into {path} ({level}-level) ...")
+            prepare(tok, path, level=level, seq_len=cfg.seq_len)
         if d.world > 1:
             dist.barrier()
     try:
-        return tuple(PackedDataset(data, tok, cfg.seq_len, split=split, seed=cfg.seed,
-                                   fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate) for split in ("train", "val"))
+        make = lambda path, split: PackedDataset(path, tok, cfg.seq_len, split=split, seed=cfg.seed,
+                                                 fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate)
+        train = [make(path, "train") for path, _ in sources]
+        train = Mixture(train, [float(w) for _, w in sources]) if len(train) > 1 else train[0]
+        return train, make(sources[0][0], "val")
     except (FileNotFoundError, ValueError) as e:
-        raise Fatal(str(e)) from None
+        raise Fatal(f"--data {data}: {e}") from None
 
 
 def model_config(cfg, tok, **overrides):

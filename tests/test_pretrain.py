@@ -186,6 +186,18 @@ def test_repo_pretrain_continues_with_new_rope(stage1, tok, tok_dir, tmp_path):
     assert model.config.rope_scaling["factor"] == 4.0
 
 
+def test_data_mixture_from_the_command_line(tok, tok_dir, file_data, tmp_path):
+    """--data a:70,b:20,c:10 trains on the report's weighted mixture (Table 3)."""
+    from data_fim import Mixture
+    cfg = small(tok_dir, f"{file_data}:70,{file_data}:20,{file_data}:10", tmp_path)
+    train, val = pretrain.load_data(cfg, tok, pretrain.Dist())
+    assert isinstance(train, Mixture) and train.counts == [7, 2, 1]
+    x, y = train.get_batch(list(range(10)))
+    assert x.shape == (10, cfg.seq_len) and len(val) > 0
+    with pytest.raises(Fatal, match="no prepared data"):
+        pretrain.load_data(replace(cfg, data=f"{file_data}:1,{tmp_path}:1"), tok, pretrain.Dist())
+
+
 def test_dry_run_32b_prints_exact_count():
     r = subprocess.run([sys.executable, "pretrain.py", "--model", "32B", "--dry-run", "--world-size", "64",
                         "--seq-len", "32768", "--batch-size", "1"], cwd=ROOT, capture_output=True, text=True,
