@@ -326,7 +326,7 @@ def build_pairs(tasks, replies, max_mutants=8, timeout=5.0, workers=None, seed=0
 @dataclass
 class PairsConfig:
     init: str = "out/sft"          # the SFT model: the policy that samples
-    tokenizer: str = "out/tokenizer"   # used when --init has no tokenizer files
+    tokenizer: str = ""            # "" = --init's own tokenizer files, else out/tokenizer
     tasks: str = ""                # tasks with tests; "" = INIT/data/tasks.jsonl (where sft.py puts them)
     out: str = "out/dpo"           # writes OUT/pairs.jsonl and OUT/pairs_stats.json
     k: int = 4                     # samples per task
@@ -352,7 +352,7 @@ def pairs_main(cfg):
         model = Transformer.from_pretrained(cfg.init, device=device, dtype=dtype)
     except (FileNotFoundError, ValueError) as e:
         raise pretrain.Fatal(f"{e} (--init must be the SFT model directory)") from None
-    tok = pretrain.load_tokenizer(sft.tokenizer_dir(cfg))
+    tok = pretrain.load_tokenizer(pretrain.tokenizer_dir(cfg))
     t0 = time.perf_counter()
     print(f"sampling {cfg.k} replies for each of {len(tasks)} tasks from {cfg.init} on {device} ...", flush=True)
     replies = sample_replies(model, tok, [t["prompt"] for t in tasks], cfg.k, cfg.max_new_tokens,
@@ -511,13 +511,14 @@ def check_config(cfg):
 def main(cfg):
     """Pairs (built if missing) -> reference log-probs (once) -> pretrain.train() with the DPO loss."""
     check_config(cfg)
-    tok = pretrain.load_tokenizer(sft.tokenizer_dir(cfg))
-    mc = pretrain.model_config(replace(cfg, tokenizer=sft.tokenizer_dir(cfg)), tok)
+    cfg = replace(cfg, tokenizer=pretrain.tokenizer_dir(cfg))
+    tok = pretrain.load_tokenizer(cfg.tokenizer)
+    mc = pretrain.model_config(cfg, tok)
     d = pretrain.setup_distributed()
     try:
         path = cfg.pairs or os.path.join(cfg.out, "pairs.jsonl")
         if not cfg.pairs:
-            sft.build_once(path, lambda: pairs_main(cfg), d)
+            pretrain.build_once(path, lambda: pairs_main(cfg), d)
         train_rows, val_rows, counts = prepare_pairs(load_pairs(path), tok, cfg.seq_len, cfg.val_fraction)
         if d.main:
             print(f"DPO pairs: {dict(counts)}")
@@ -532,7 +533,7 @@ def main(cfg):
             data["val"] = PairDataset(val_rows, tok, cfg.seed)
         for name, ds in data.items():
             ds.ref = reference_logps(cfg, model, ds, d, autocast, name)
-        run = replace(cfg, max_steps=cfg.max_steps or sft.steps_for(cfg.epochs, len(train_rows), cfg, d))
+        run = replace(cfg, max_steps=cfg.max_steps or pretrain.steps_for(cfg.epochs, len(train_rows), cfg, d))
         pretrain.train(run, model, data["train"], data.get("val"), d=d, tokenizer=tok, bf16=bf16,
                        loss_fn=make_loss_fn(cfg.beta, cfg.label_smoothing, cfg.loss_type))
         summary = {}   # what the trained policy prefers, over every pair (held-out ones included)

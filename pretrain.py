@@ -42,7 +42,7 @@ from tokenizer import Tokenizer
 @dataclass
 class TrainConfig:
     model: str = ""                # a ModelConfig.from_name name; "" = tiny, or --init's shape
-    tokenizer: str = "out/tokenizer"
+    tokenizer: str = ""             # "" = --init's own tokenizer files if it has them, else out/tokenizer
     data: str = ""                 # a `data_fim.py prepare` directory; "" = the built-in corpus
     out: str = "out/pretrain"
     init: str = ""                 # start from a Hugging Face-format checkpoint directory
@@ -118,6 +118,27 @@ def use_bf16(cfg, device):
     return cfg.dtype == "bf16"
 
 
+def tokenizer_dir(cfg):
+    """--tokenizer; else --init's own tokenizer files (every stage saves them beside its model,
+    as every official download has them); else the speedrun's out/tokenizer."""
+    if cfg.tokenizer:
+        return cfg.tokenizer
+    return cfg.init if cfg.init and os.path.isfile(os.path.join(cfg.init, "vocab.json")) else "out/tokenizer"
+
+
+def steps_for(epochs, n, cfg, d):
+    """Optimizer steps for `epochs` passes over n samples at the global batch of cfg and d."""
+    return max(1, math.ceil(epochs * n / (cfg.batch_size * cfg.grad_accum * d.world)))
+
+
+def build_once(path, build, d):
+    """Run build() on rank 0 when the data file `path` is missing; the other ranks wait for it."""
+    if not os.path.exists(path) and d.main:
+        build()
+    if d.world > 1:
+        dist.barrier()
+
+
 def load_tokenizer(path):
     try:
         return Tokenizer.from_pretrained(path)
@@ -142,9 +163,7 @@ def load_data(cfg, tok, d, level="file"):
                         f"`python data_fim.py prepare --tokenizer {cfg.tokenizer} --out {path}`.")
         if d.main:
             print(f"preparing the built-in corpus into {path} ({level}-level) ...")
-            prepare(tok, path, level=level, seq_len=cfg.seq_len)
-        if d.world > 1:
-            dist.barrier()
+        build_once(os.path.join(path, "meta.json"), lambda: prepare(tok, path, level=level, seq_len=cfg.seq_len), d)
     try:
         make = lambda path, split: PackedDataset(path, tok, cfg.seq_len, split=split, seed=cfg.seed,
                                                  fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate)
@@ -529,6 +548,7 @@ def main(cfg, level="file", overrides=None, final_overrides=None):
         return None
     if cfg.init and not os.path.isdir(cfg.init):
         raise Fatal(f"--init {cfg.init} is not a directory; pass a Hugging Face-format checkpoint directory.")
+    cfg = replace(cfg, tokenizer=tokenizer_dir(cfg))
     tok = load_tokenizer(cfg.tokenizer)
     overrides = dict(overrides or {})
     if cfg.rope_theta or not cfg.init:

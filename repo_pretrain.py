@@ -14,7 +14,7 @@ code from cross-file context. The stage changes only what the report changes:
 
 Everything else is `pretrain.py`'s loop, imported, not copied.
 
-    python repo_pretrain.py --init out/pretrain --out out/repo_pretrain
+    python repo_pretrain.py --init out/pretrain --out out/repo_pretrain      # tokenizer: the one saved in out/pretrain
     torchrun --standalone --nproc_per_node 8 repo_pretrain.py --init CKPT --seq-len 32768
 """
 from dataclasses import dataclass

@@ -684,37 +684,20 @@ class SFTConfig(pretrain.TrainConfig):
     fine_epochs: float = 1.0
 
 
-def tokenizer_dir(cfg):
-    """--init's own tokenizer files when it has them (a trained stage's output), else --tokenizer."""
-    return cfg.init if os.path.isfile(os.path.join(cfg.init, "vocab.json")) else cfg.tokenizer
-
-
-def steps_for(epochs, n, cfg, d):
-    """Optimizer steps for `epochs` passes over n samples at the global batch of cfg and d."""
-    return max(1, math.ceil(epochs * n / (cfg.batch_size * cfg.grad_accum * d.world)))
-
-
-def build_once(path, build, d):
-    """Run build() on rank 0 when the data file `path` is missing; the other ranks wait for it."""
-    if not os.path.exists(path) and d.main:
-        build()
-    if d.world > 1:
-        dist.barrier()
-
-
 def main(cfg):
     """Coarse-to-fine SFT: two runs of pretrain.train() on one model."""
     if not os.path.isdir(cfg.init):
         raise pretrain.Fatal(f"--init {cfg.init} is not a directory; SFT starts from a pretrained checkpoint "
                              "(run pretrain.py / repo_pretrain.py, or pass an official base model directory).")
-    tok = pretrain.load_tokenizer(tokenizer_dir(cfg))
-    mc = pretrain.model_config(replace(cfg, tokenizer=tokenizer_dir(cfg)), tok)
+    cfg = replace(cfg, tokenizer=pretrain.tokenizer_dir(cfg))
+    tok = pretrain.load_tokenizer(cfg.tokenizer)
+    mc = pretrain.model_config(cfg, tok)
     d = pretrain.setup_distributed()
     try:
         paths = [p for p in cfg.data.split(",") if p]
         if not paths:
             paths = [os.path.join(cfg.out, "data", "sft.jsonl")]
-            build_once(paths[0], lambda: synth_main(SynthConfig(out=os.path.dirname(paths[0]))), d)
+            pretrain.build_once(paths[0], lambda: synth_main(SynthConfig(out=os.path.dirname(paths[0]))), d)
         train_rows, val_rows, counts = prepare_rows(load_conversations(paths), tok, cfg.seq_len, cfg.val_fraction)
         if d.main:
             print(f"SFT data: {dict(counts)}")
@@ -726,7 +709,7 @@ def main(cfg):
         bf16 = pretrain.use_bf16(cfg, d.device)
         model = pretrain.build_model(cfg, mc, d, bf16)
         coarse = replace(cfg, out=os.path.join(cfg.out, "coarse"),
-                         max_steps=cfg.max_steps or steps_for(cfg.epochs, len(train_rows), cfg, d))
+                         max_steps=cfg.max_steps or pretrain.steps_for(cfg.epochs, len(train_rows), cfg, d))
         if d.main:
             print(f"coarse phase: {len(train_rows)} samples, {coarse.max_steps} steps")
         pretrain.train(coarse, model, make(train_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16)
@@ -736,7 +719,7 @@ def main(cfg):
             if d.main:
                 print("fine phase: no sample selected, skipped; the model is in " + coarse.out)
             return model
-        fine = replace(cfg, max_steps=cfg.fine_steps or steps_for(cfg.fine_epochs, len(fine_rows), cfg, d))
+        fine = replace(cfg, max_steps=cfg.fine_steps or pretrain.steps_for(cfg.fine_epochs, len(fine_rows), cfg, d))
         if d.main:
             print(f"fine phase: {len(fine_rows)} samples scoring >= {fine_rows[-1]['score']:.3f}, "
                   f"{fine.max_steps} steps")
