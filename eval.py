@@ -321,6 +321,14 @@ def fim_tasks(problems):
     return tasks
 
 
+def parses(code):
+    try:
+        ast.parse(code)
+        return True
+    except (SyntaxError, ValueError):  # ValueError: a NUL byte in generated text
+        return False
+
+
 def cmd_fim(args):
     problems = dict(list(load_problems(args.problems).items())[:args.limit or None])
     model, tok = load_model(args)
@@ -328,10 +336,14 @@ def cmd_fim(args):
     fills = complete_lines(args, model, tok, tasks, lambda t: data_fim.fim_prompt(t["prefix"], t["suffix"]))
     verdicts = execute([program({**problems[t["task_id"]], "prompt": t["prefix"] + f + t["suffix"]}, "")
                         for f, (_, t) in zip(fills, tasks)], args.timeout)
-    per_task = [{"task_id": tid, "target": t["middle"], "fill": f, "em": exact_match(f, t["middle"]), "result": v}
+    per_task = [{"task_id": tid, "target": t["middle"], "fill": f, "em": exact_match(f, t["middle"]),
+                 "parses": parses(t["prefix"] + f + t["suffix"]), "result": v}
                 for (tid, t), f, v in zip(tasks, fills, verdicts)]
-    headline = {"em": 100 * fmean(p["em"] for p in per_task), "pass": fmean(v == "passed" for v in verdicts)}
+    # "parses" is the first thing a small model gets right: the filled file is valid Python.
+    headline = {"em": 100 * fmean(p["em"] for p in per_task), "pass": fmean(v == "passed" for v in verdicts),
+                "parses": fmean(p["parses"] for p in per_task)}
     rows = [("exact match", f"{headline['em']:.1f}%"), ("execution pass", f"{100 * headline['pass']:.1f}%"),
+            ("valid Python (parses)", f"{100 * headline['parses']:.1f}%"),
             ("tasks", f"{len(tasks)} lines of {len(problems)} problems")]
     return headline, rows, {"per_task": per_task}
 
