@@ -54,6 +54,7 @@ import torch.nn.functional as F
 import pretrain
 import sandbox
 import sft
+import sft_data
 from data_fim import sample_row, unit_hash
 from model import Transformer
 
@@ -152,8 +153,8 @@ def mutants(code):
     """Every single-edit mutant of code, as (kind, text). The edit is spliced into the original
     text, so comments and layout survive and chosen/rejected differ only at the edit; each
     mutant is checked to parse to exactly the mutated tree. [] if code does not parse."""
-    dump = lambda text: ast.dump(t) if (t := sft.parse_or_none(text)) else None
-    tree = sft.parse_or_none(code)
+    dump = lambda text: ast.dump(t) if (t := sft_data.parse_or_none(text)) else None
+    tree = sft_data.parse_or_none(code)
     if tree is None:
         return []
     src = code.encode()   # ast offsets count UTF-8 bytes
@@ -220,14 +221,14 @@ def mutants(code):
 # ----------------------------------------------------------------------------- pairs from execution
 
 def fence(code):
-    """A reply as the SFT data writes code (sft.build_samples)."""
+    """A reply as the SFT data writes code (sft_data.build_samples)."""
     code = code.rstrip("\n")
     return f"```python\n{code}\n```"
 
 
 def extract_code(reply):
     """The first fenced block of a reply; an unclosed fence (out of tokens): the rest; no fence: all."""
-    m = sft.FENCE.search(reply)
+    m = sft_data.FENCE.search(reply)
     if m:
         return m.group(1)
     if "```" in reply:
@@ -238,7 +239,7 @@ def extract_code(reply):
 
 def _task(row):
     if "canonical_solution" in row:   # human-eval: the function's prompt is the request (FACTS §6)
-        row = {"task_id": row["task_id"], "prompt": sft.WRITE[0].format(code=row["prompt"].strip()),
+        row = {"task_id": row["task_id"], "prompt": sft_data.WRITE[0].format(code=row["prompt"].strip()),
                "reference": row["prompt"] + row["canonical_solution"],
                "test": f"{row['test']}\n\ncheck({row['entry_point']})\n", "entry_point": row["entry_point"]}
     assert all(isinstance(row[k], str) for k in ("task_id", "prompt", "reference", "test"))
@@ -255,7 +256,7 @@ def load_tasks(path):
 
 
 def program(code, task):
-    """What the sandbox runs: the answer, then the task's assertions (as sft.verify does)."""
+    """What the sandbox runs: the answer, then the task's assertions (as sft_data.verify does)."""
     return f"{code}\n\n\n{task['test']}"
 
 
@@ -361,7 +362,7 @@ def pairs_main(cfg):
     print(f"running them in the sandbox ({sandbox.isolation()}) ...", flush=True)
     pairs, stats = build_pairs(tasks, replies, cfg.max_mutants, cfg.timeout, cfg.workers or None, cfg.seed)
     stats["seconds"] = round(time.perf_counter() - t0, 1)
-    sft.write_jsonl(os.path.join(cfg.out, "pairs.jsonl"), pairs)
+    sft_data.write_jsonl(os.path.join(cfg.out, "pairs.jsonl"), pairs)
     with open(os.path.join(cfg.out, "pairs_stats.json"), "w") as f:
         json.dump(stats, f, indent=1)
     print("\n".join(f"  {k}: {v}" for k, v in stats.items()))
