@@ -269,13 +269,17 @@ def test_fim_end_to_end(tiny, tmp_path, capsys):
                          "--out", tmp_path / "fim.json")
     assert code == 0, err
     h = headline(out)
-    assert set(h) == {"em", "pass", "parses"} and 0 <= h["em"] <= 100 and 0 <= h["pass"] <= 1
+    assert set(h) == {"em", "pass", "parses", "parses_empty"} and 0 <= h["em"] <= 100 and 0 <= h["pass"] <= 1
     report = json.load(open(tmp_path / "fim.json"))
     assert h["parses"] == sum(t["parses"] for t in report["per_task"]) / len(report["per_task"])
     # "parses" is the whole filled file: the right line parses, an unclosed bracket does not.
     t = ev.fim_tasks(ev.load_problems())[0][1]
     assert ev.parses(t["prefix"] + t["middle"] + t["suffix"])
     assert not ev.parses(t["prefix"] + "    return (" + t["suffix"])
+    # the bar: the file with the line deleted; some of those parse, some do not
+    tasks = [t for _, t in ev.fim_tasks(ev.load_problems()) if t["task_id"] == "HumanEval/0"]
+    empty = [ev.parses(t["prefix"] + t["suffix"]) for t in tasks]
+    assert h["parses_empty"] == sum(empty) / 7 and 0 < sum(empty) < 7
     assert [t["task_id"] for t in report["per_task"]][:2] == ["HumanEval/0/L11", "HumanEval/0/L12"]
     assert len(report["per_task"]) == 7 and all("\n" not in t["fill"] for t in report["per_task"])
 
