@@ -46,6 +46,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import sysconfig
 import time
@@ -60,7 +61,11 @@ from tokenizer import Tokenizer
 CODE_EXTENSIONS = frozenset(
     ".py .pyi .c .h .cc .cpp .cxx .hpp .java .js .mjs .ts .tsx .go .rs .rb .php .cs .kt .scala "
     ".swift .sh .sql .lua .r .jl .md .rst .txt .toml .yaml .yml .json .html .css".split())
-SKIP_REASONS = ("huge", "binary", "undecodable", "empty", "long_lines", "duplicate")
+SKIP_REASONS = ("huge", "binary", "undecodable", "empty", "long_lines", "generated", "duplicate")
+# A generator's banner in the first lines (StarCoder's rule): code tables and dumps teach a small
+# model to repeat "0x00a0: 0x00a0," (the stdlib's 68 codec tables), not to write code.
+GENERATED = re.compile(r"auto-?generated|automatically generated|do not (?:edit|change)"
+                       r"|generated (?:by|from|with)\b[^\n]*\.py\b", re.IGNORECASE)
 STDLIB_EXCLUDE = {"test", "site-packages"}  # test/ holds deliberately broken files and 2/3 of the bytes
 
 
@@ -112,6 +117,7 @@ class _Filters:
                   else "undecodable" if text is None
                   else "empty" if not text.strip()
                   else "long_lines" if max(map(len, text.splitlines())) > self.max_line_length  # minified
+                  else "generated" if GENERATED.search("\n".join(text.split("\n", 5)[:5]))
                   else "duplicate" if digest in self.seen else None)  # exact duplicate: the same bytes again
         if reason:
             self.skipped[reason] += 1
@@ -179,7 +185,8 @@ def load_corpus(inputs=None, *, max_bytes=1_000_000, max_line_length=1000, exten
     Each input is a .jsonl file, a repository (a directory with a .git or with files at
     its top level) or a directory whose subdirectories are repositories. Files are
     skipped, and counted in stats["skipped"], when huge, binary, not UTF-8, empty,
-    minified (a line over max_line_length) or an exact duplicate of an earlier file.
+    minified (a line over max_line_length), generated (a generator's banner in the first
+    five lines) or an exact duplicate of an earlier file.
     """
     filters, repos = _Filters(max_bytes, max_line_length, extensions), []
     for inp in [None] if inputs is None else [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs:
@@ -328,7 +335,9 @@ def tree_sitter_parser(language):
 
 def syntax_span(text, rng, language="python"):
     """(prefix, middle, suffix) where the middle is one whole, error-free tree-sitter node:
-    a statement, a block (e.g. a function body) or a definition. None if there is none."""
+    a statement, a block (e.g. a function body) or a definition. None if there is none.
+    A node that begins its line takes the line's indentation with it, so the middle is whole
+    lines, as in the line-infilling benchmarks (HumanEval-FIM masks "    return x")."""
     data = text.encode("utf-8")
     stack, spans = list(tree_sitter_parser(language).parse(data).root_node.children), []
     while stack:
@@ -340,6 +349,9 @@ def syntax_span(text, rng, language="python"):
     if not spans:
         return None
     a, b = spans[rng.randrange(len(spans))]
+    line_start = data.rfind(b"\n", 0, a) + 1
+    if not data[line_start:a].strip(b" \t"):
+        a = line_start
     return data[:a].decode("utf-8"), data[a:b].decode("utf-8"), data[b:].decode("utf-8")
 
 

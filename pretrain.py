@@ -62,6 +62,7 @@ class TrainConfig:
     activation_checkpointing: bool = False
     fim_rate: float = 0.5          # Bavarian et al.: up to 0.9 costs no left-to-right quality
     spm_rate: float = 0.5
+    syntax_rate: float = 0.25      # FIM middles that are whole tree-sitter nodes (whole lines), not random cuts
     eval_every: int = 100
     eval_batches: int = 4
     log_every: int = 10
@@ -166,7 +167,8 @@ def load_data(cfg, tok, d, level="file"):
         build_once(os.path.join(path, "meta.json"), lambda: prepare(tok, path, level=level, seq_len=cfg.seq_len), d)
     try:
         make = lambda path, split: PackedDataset(path, tok, cfg.seq_len, split=split, seed=cfg.seed,
-                                                 fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate)
+                                                 fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate,
+                                                 syntax_rate=cfg.syntax_rate)
         train = [make(path, "train") for path, _ in sources]
         train = Mixture(train, [float(w) for _, w in sources]) if len(train) > 1 else train[0]
         return train, make(sources[0][0], "val")
