@@ -269,7 +269,8 @@ def test_fim_end_to_end(tiny, tmp_path, capsys):
                          "--out", tmp_path / "fim.json")
     assert code == 0, err
     h = headline(out)
-    assert set(h) == {"em", "pass", "parses", "parses_empty"} and 0 <= h["em"] <= 100 and 0 <= h["pass"] <= 1
+    assert set(h) == {"em", "es", "pass", "valid_line", "parses", "parses_empty"}
+    assert 0 <= h["em"] <= 100 and 0 <= h["es"] <= 100 and 0 <= h["pass"] <= 1
     report = json.load(open(tmp_path / "fim.json"))
     assert h["parses"] == sum(t["parses"] for t in report["per_task"]) / len(report["per_task"])
     # "parses" is the whole filled file: the right line parses, an unclosed bracket does not.
@@ -280,6 +281,10 @@ def test_fim_end_to_end(tiny, tmp_path, capsys):
     tasks = [t for _, t in ev.fim_tasks(ev.load_problems()) if t["task_id"] == "HumanEval/0"]
     empty = [ev.parses(t["prefix"] + t["suffix"]) for t in tasks]
     assert h["parses_empty"] == sum(empty) / 7 and 0 < sum(empty) < 7
+    # "valid_line": the fill alone, clauses and block headers included; not a broken line
+    assert all(ev.valid_line(t["middle"]) for t in tasks)
+    assert ev.valid_line("    else:") and ev.valid_line("    except ValueError:")
+    assert not ev.valid_line("    return (") and not ev.valid_line("    if x") and not ev.valid_line("  ")
     assert [t["task_id"] for t in report["per_task"]][:2] == ["HumanEval/0/L11", "HumanEval/0/L12"]
     assert len(report["per_task"]) == 7 and all("\n" not in t["fill"] for t in report["per_task"])
 
