@@ -20,7 +20,7 @@ STAGES = [  # (directory under OUT, title, report section)
     ("sft", "SFT, fine phase", "§4.2"),
     ("dpo", "DPO", "§4.2"),
 ]
-# Greedy pass@1 of the official checkpoints (FACTS §6), for context: not a target for a 5M model.
+# Greedy pass@1 of the official checkpoints (FACTS §6), for context: not a target for a tiny model.
 PAPER = {"humaneval_base": ("Qwen2.5-Coder-0.5B", 28.0), "humaneval": ("Qwen2.5-Coder-0.5B-Instruct", 61.6)}
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
@@ -148,6 +148,14 @@ def eval_section(out):
         figures = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["headline"].items())
         paper = f"{PAPER[key][0]}: pass@1 {PAPER[key][1]}%" if key in PAPER else "–"
         lines.append(f"| {key} | `{os.path.relpath(r['model'] or '-', out) if r.get('model') else '-'}` | {figures} | {paper} |")
+    fim = read_json(os.path.join(ev, "fim.json"))
+    if isinstance(fim, dict) and fim.get("per_task"):  # what the fim figures are made of
+        lines += ["", "### HumanEval-FIM: the first lines the base model filled", "",
+                  "| task | the masked line | the model's line | valid line | file parses |", "|---|---|---|---|---|"]
+        cell = lambda text: "`" + text.replace("|", "\\|").replace("`", "'")[:70] + "`" if text.strip() else "(empty)"
+        for t in fim["per_task"][:8]:
+            lines.append(f"| {t['task_id']} | {cell(t['target'])} | {cell(t['fill'])} | "
+                         f"{ {True: 'yes', False: 'no'}.get(t.get('valid_line'), '–') } | {'yes' if t['parses'] else 'no'} |")
     svg = os.path.join(ev, "needle.svg")
     if os.path.exists(svg):
         lines += ["", "### Needle in the code (report Fig. 6)", "", "![needle heatmap](eval/needle.svg)"]

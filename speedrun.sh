@@ -48,8 +48,10 @@ elif [ "$MODE" = --smoke ]; then
   EVAL_LIMIT=2; EVAL_TOKENS=16; NEEDLE="--lengths 256 --depths 0,1"; LOSS="--limit 2"
 else
   RUN="python"
-  VOCAB=8192; PRE_SEQ=256; REPO_SEQ=1024
-  PRE="--max-steps 1200 --batch-size 8"
+  # 4,096 tokens, not 8,192: the tied embedding is then 1M of the 4M parameters, not 2M of 5M,
+  # and a step is ~30% faster, so more code is seen in the same minutes.
+  VOCAB=4096; PRE_SEQ=256; REPO_SEQ=1024
+  PRE="--max-steps 1800 --batch-size 8"
   REPO="--max-steps 200 --batch-size 2"
   SYNTH=""
   SFT=""

@@ -31,7 +31,7 @@ def test_every_stage_hands_over_to_the_next(tmp_path):
         assert json.load(f)["rope_scaling"]["type"] == "yarn"   # stage 2 changed the RoPE settings
     report = (out / "report.md").read_text()
     for section in ("## Data", "## Training stages", "Stage 1: file-level pretraining", "DPO", "## Evaluation",
-                    "humaneval", "needle"):
+                    "humaneval", "needle", "HumanEval-FIM: the first lines the base model filled"):
         assert section in report, section
     # Rerunning resumes rather than redoes: every stage is found finished.
     log, second = speedrun(out)
