@@ -33,8 +33,9 @@ pieces re-encoded around the sentinel ids; the row keeps its exact length by tri
 suffix (never the middle) or padding with <|fim_pad|> (target -100).
 
 What the built-in corpus is, honestly: code only, the running interpreter's standard
-library (each package a repository, the top-level modules one more; test/ left out), Python
-plus a few text files; docstrings and comments are its only natural language. The 70:20:10
+library (each package a repository, the top-level modules one more; test/ and generated
+codec tables left out), Python plus a few text files; docstrings and comments are its only
+natural language. The 70:20:10
 mixture of Table 3 (Mixture) is for sources you prepare yourself, each into its own directory.
 """
 import argparse

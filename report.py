@@ -153,9 +153,10 @@ def eval_section(out):
         lines += ["", "### HumanEval-FIM: the first lines the base model filled", "",
                   "| task | the masked line | the model's line | valid line | file parses |", "|---|---|---|---|---|"]
         cell = lambda text: "`" + text.replace("|", "\\|").replace("`", "'")[:70] + "`" if text.strip() else "(empty)"
+        yes = lambda v: "–" if v is None else "yes" if v else "no"  # "–": a fim.json from before valid_line
         for t in fim["per_task"][:8]:
             lines.append(f"| {t['task_id']} | {cell(t['target'])} | {cell(t['fill'])} | "
-                         f"{ {True: 'yes', False: 'no'}.get(t.get('valid_line'), '–') } | {'yes' if t['parses'] else 'no'} |")
+                         f"{yes(t.get('valid_line'))} | {yes(t['parses'])} |")
     svg = os.path.join(ev, "needle.svg")
     if os.path.exists(svg):
         lines += ["", "### Needle in the code (report Fig. 6)", "", "![needle heatmap](eval/needle.svg)"]
