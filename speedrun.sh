@@ -2,7 +2,7 @@
 # The whole Qwen2.5-Coder pipeline (report Fig. 2), every stage one plain command, on the
 # built-in corpus (this Python's standard library): nothing to download.
 #
-#   bash speedrun.sh            # tiny model on a 2-core CPU, ~30 minutes, then out/report.md
+#   bash speedrun.sh            # tiny model on a 2-core CPU, ~20 minutes, then out/report.md
 #   bash speedrun.sh --gpu      # the same commands at the 0.5B config, real context lengths,
 #                               # torchrun over every GPU of the machine (FSDP2)
 #   bash speedrun.sh --smoke    # every stage for a few steps on a few packages (~2 min): the
