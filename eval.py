@@ -42,6 +42,7 @@ import data_fim
 import sandbox
 from model import Transformer
 from sft import render_chat
+from sft_data import parse_or_none
 from tokenizer import SPECIAL_TOKENS, Tokenizer
 
 # FACTS §6: what the official harness (qwencoder-eval / evalplus) uses.
@@ -322,11 +323,7 @@ def fim_tasks(problems):
 
 
 def parses(code):
-    try:
-        ast.parse(code)
-        return True
-    except (SyntaxError, ValueError):  # ValueError: a NUL byte in generated text
-        return False
+    return parse_or_none(code) is not None
 
 
 # A clause is checked after its opening statement, and a block header with a body, so that
@@ -349,10 +346,13 @@ def cmd_fim(args):
     fills = complete_lines(args, model, tok, tasks, lambda t: data_fim.fim_prompt(t["prefix"], t["suffix"]))
     verdicts = execute([program({**problems[t["task_id"]], "prompt": t["prefix"] + f + t["suffix"]}, "")
                         for f, (_, t) in zip(fills, tasks)], args.timeout)
+    # A fill that used up --max-new-tokens never finished its line ("return a, b, b, b, b, ..."
+    # cut after a comma would parse): not a valid line. (-1: first_line drops a leading newline.)
+    cut = [len(tok.encode(f)) >= args.max_new_tokens - 1 for f in fills]
     per_task = [{"task_id": tid, "target": t["middle"], "fill": f, "em": exact_match(f, t["middle"]),
-                 "es": edit_similarity(f, t["middle"]), "valid_line": valid_line(f),
+                 "es": edit_similarity(f, t["middle"]), "valid_line": valid_line(f) and not c,
                  "parses": parses(t["prefix"] + f + t["suffix"]), "result": v}
-                for (tid, t), f, v in zip(tasks, fills, verdicts)]
+                for (tid, t), f, v, c in zip(tasks, fills, verdicts, cut)]
     # What a small model gets right first: a line of Python (valid_line), then one that fits its
     # place (parses: the filled file is valid). The bar for "parses" is the file with the line
     # deleted, which parses too on ~60% of HumanEval's lines: beating it takes the right

@@ -264,6 +264,20 @@ def test_humaneval_end_to_end_and_resume(tiny, tmp_path, capsys):
     assert code == 0 and json.loads(open(tmp_path / "inst.samples.jsonl").readline())["completion"].startswith("\n")
 
 
+def test_fim_a_line_cut_by_the_token_limit_is_not_valid(tiny, tmp_path, capsys, monkeypatch):
+    tok = Tokenizer.from_pretrained(tiny)
+    short, cut = "    return x", "    return a, b, b, b, b, b, b, b, b,"  # cut after a comma: parses
+    limit = len(tok.encode(cut))
+    assert ev.valid_line(cut) and len(tok.encode(short)) < limit - 1
+    monkeypatch.setattr(ev, "complete_lines", lambda args, model, tok, tasks, prompt:
+                        [short if i % 2 else cut for i in range(len(tasks))])
+    code, out, err = cli(capsys, "fim", "--model", tiny, "--limit", 1, "--max-new-tokens", limit,
+                         "--out", tmp_path / "fim.json")
+    assert code == 0, err
+    per_task = json.load(open(tmp_path / "fim.json"))["per_task"]
+    assert [t["valid_line"] for t in per_task] == [i % 2 == 1 for i in range(len(per_task))]
+
+
 def test_fim_end_to_end(tiny, tmp_path, capsys):
     code, out, err = cli(capsys, "fim", "--model", tiny, "--limit", 1, "--max-new-tokens", 6,
                          "--out", tmp_path / "fim.json")
