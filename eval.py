@@ -421,6 +421,7 @@ def evalplus_command(args, problems, base_stops, key):
 
 
 def cmd_cruxeval(args):
+    with_default_out(args, f"cruxeval_{args.task}")
     if args.problems:
         problems, label = eval_suites.load_cruxeval(args.problems), os.path.basename(args.problems)
     else:
@@ -438,7 +439,8 @@ def cmd_cruxeval(args):
 
 
 def cmd_multiple(args):
-    eval_suites.check_toolchain(args.language)
+    eval_suites.check_toolchain(args.language, args.instruct)
+    with_default_out(args, f"multipl-e_{args.language}")
     if args.problems:
         problems, label = eval_suites.load_multiple(args.problems), os.path.basename(args.problems)
     else:
@@ -485,6 +487,7 @@ def cmd_sql(args):
 def cmd_math(args):
     need_problems(args, "GSM8K test.jsonl or MATH test.jsonl",
                   "the openai/grade-school-math or hendrycks/math GitHub repositories")
+    with_default_out(args, args.dataset)
     problems = eval_suites.load_math(args.problems, args.dataset)
     if args.samples:
         samples = suite_samples(args, problems, args.problems)
@@ -524,7 +527,14 @@ def suite_command(sub, name, func, help, max_new, timeout):
 
 
 def humaneval_or_plus(args):
-    return cmd_humaneval_plus(args) if args.plus else cmd_humaneval(args)
+    return cmd_humaneval_plus(with_default_out(args, "humaneval_plus")) if args.plus else cmd_humaneval(args)
+
+
+def with_default_out(args, name):
+    """One report per variant: out/eval/cruxeval_input.json, not the output task's cruxeval.json."""
+    if args.out == os.path.join("out", "eval", f"{args.cmd}.json"):
+        args.out = os.path.join("out", "eval", f"{name}.json")
+    return args
 
 
 # ----------------------------------------------------------------------------- fim

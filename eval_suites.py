@@ -410,7 +410,7 @@ def corpus_cruxeval(limit=200, seed=0):
     functions that sft_data verified in the sandbox, each call it recorded an output for becoming
     one problem, the function renamed f. Not CRUXEval: its ids start with "corpus/"."""
     import sft_data
-    cfg = sft_data.SynthConfig(limit=limit * 4, seed=seed)
+    cfg = sft_data.SynthConfig(limit=max(400, limit * 20), seed=seed)  # few documented functions qualify
     stats = collections.Counter()
     repos, _ = data_fim.load_corpus(None)
     functions = [f for f in sft_data.extract_functions(repos, cfg, stats) if f.runnable and not f.context]
@@ -463,12 +463,15 @@ def load_multiple(path):
     return {r.get("task_id", r["name"]): {**r, "test": r.get("test", r["tests"])} for r in rows}
 
 
-def check_toolchain(language):
+def check_toolchain(language, instruct=False):
     """One sentence naming what to install when a language's toolchain is missing here."""
     import shutil
     tool, how = MULTIPLE_TOOLS[language]
     if not shutil.which(tool, path=sandbox.SANDBOX_PATH):
         raise ValueError(f"multipl-e --language {language} needs {tool}; install it ({how}).")
+    if language == "cpp" and instruct and not os.path.exists("/usr/include/boost/any.hpp"):
+        raise ValueError("multipl-e --language cpp --instruct needs boost's headers, which the official programs "
+                         "include; install them (apt-get install libboost-dev).")
     if language == "java" and not sandbox.JAVA_LIBS:
         raise ValueError("multipl-e --language java needs the javatuples jar that MultiPL-E's Java prompts "
                          "import; install it (apt-get install libjavatuples-java).")
@@ -569,6 +572,31 @@ def _py_type(node):
     return None
 
 
+def _infer(values):
+    """The type of a position from its values in the tests, for an unannotated HumanEval signature
+    (MultiPL-E translates its own annotated copy; this reads the same types off the tests)."""
+    if not values:
+        return None
+    if all(isinstance(v, bool) for v in values):
+        return ("bool",)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return ("int",)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return ("float",)
+    if all(isinstance(v, str) for v in values):
+        return ("str",)
+    if all(isinstance(v, list) for v in values):
+        inner = _infer([x for v in values for x in v])
+        return ("list", inner) if inner else None
+    if all(isinstance(v, tuple) for v in values) and len({len(v) for v in values}) == 1:
+        parts = [_infer([v[i] for v in values]) for i in range(len(values[0]))]
+        return ("tuple", *parts) if parts and None not in parts else None
+    if all(isinstance(v, dict) for v in values):
+        k, w = _infer([x for v in values for x in v]), _infer([x for v in values for x in v.values()])
+        return ("dict", k, w) if k and w else None
+    return None
+
+
 def _cpp_type(t):
     k = t[0]
     if k in ("int", "float", "str", "bool"):
@@ -643,28 +671,29 @@ def translate_humaneval(problem, lang):
     import ast
     tree = ast.parse(problem["prompt"])
     fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == problem["entry_point"]), None)
-    if fn is None or fn.returns is None or any(a.annotation is None for a in fn.args.args):
-        raise ValueError("untyped signature")
-    params = [(a.arg, _py_type(a.annotation)) for a in fn.args.args]
-    ret = _py_type(fn.returns)
-    if ret is None or any(t is None for _, t in params):
-        raise ValueError("a type without a translation")
-    if lang != "js" and any(t[0] == "dict" for _, t in params + [("", ret)]):
-        raise ValueError("a dict")  # kept simple: MultiPL-E's C++/Java maps are left out here
+    if fn is None:
+        raise ValueError("no function")
     calls = []
     check = ast.parse(problem["test"])
     for node in ast.walk(check):
         if isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare) and len(node.test.ops) == 1 \
                 and isinstance(node.test.ops[0], ast.Eq) and isinstance(node.test.left, ast.Call) \
                 and getattr(node.test.left.func, "id", "") == "candidate":
-            try:
-                args = [ast.literal_eval(a) for a in node.test.left.args]
-                want = ast.literal_eval(node.test.comparators[0])
+            try:  # an assertion on computed values (e.g. inside a loop) has no literal translation: left out
+                calls.append(([ast.literal_eval(a) for a in node.test.left.args],
+                              ast.literal_eval(node.test.comparators[0])))
             except ValueError:
-                raise ValueError("a test that is not literal") from None
-            calls.append((args, want))
+                continue
     if not calls:
         raise ValueError("no literal assertion to translate")
+    params, ret = [], _py_type(fn.returns) if fn.returns is not None else _infer([w for _, w in calls])
+    for i, a in enumerate(fn.args.args):
+        params.append((a.arg, _py_type(a.annotation) if a.annotation is not None
+                       else _infer([args[i] for args, _ in calls if len(args) > i])))
+    if ret is None or any(t is None for _, t in params):
+        raise ValueError("a type without a translation")
+    if lang != "js" and any(t[0] == "dict" for _, t in params + [("", ret)]):
+        raise ValueError("a dict")  # kept simple: MultiPL-E's C++/Java maps are left out here
     doc = ast.get_docstring(fn) or ""
     name = problem["entry_point"]
     comment = lambda indent: "".join(f"{indent}//{' ' if line else ''}{line}\n" for line in doc.split("\n"))
