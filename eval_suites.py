@@ -1037,11 +1037,3 @@ def score_math(problems, samples, dataset):
         ok = math_equal(pred, problems[s["task_id"]]["gold"])
         out.append("passed" if ok else f"failed: {pred!r} is not {problems[s['task_id']]['gold']!r}")
     return out
-
-
-def pass_counts(samples, verdicts):
-    """(n, c) per task: samples and passing samples, for pass@k."""
-    n = collections.Counter(s["task_id"] for s in samples)
-    c = collections.Counter(s["task_id"] for s, v in zip(samples, verdicts) if v == "passed")
-    return n, c
-
