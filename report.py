@@ -22,6 +22,19 @@ STAGES = [  # (directory under OUT, title, report section)
 ]
 # Greedy pass@1 of the official checkpoints (FACTS §6), for context: not a target for a tiny model.
 PAPER = {"humaneval_base": ("Qwen2.5-Coder-0.5B", 28.0), "humaneval": ("Qwen2.5-Coder-0.5B-Instruct", 61.6)}
+# The other families (eval.py mbpp, humaneval --plus, cruxeval, multipl-e), same sizes where the
+# report has them: Table 5 (EvalPlus, 0.5B); Tables 6 and 11 (MultiPL-E, CRUXEval: 1.5B, the
+# smallest size the official harness's recorded run covers). Spider/BIRD (Fig. 12) and math
+# (Table 12) have no figure at these sizes.
+PAPER_SUITES = {
+    "mbpp": "Qwen2.5-Coder-0.5B: MBPP 52.9%, MBPP+ 47.1% (Table 5)",
+    "humaneval_plus": "Qwen2.5-Coder-0.5B: HumanEval 28.0%, HumanEval+ 23.8% (Table 5)",
+    "cruxeval_output": "Qwen2.5-Coder-1.5B: Output-CoT 34.6% (Table 11)",
+    "cruxeval_input": "Qwen2.5-Coder-1.5B: Input-CoT 43.8% (Table 11)",
+    "multipl-e_cpp": "Qwen2.5-Coder-1.5B: C++ 42.9% (Table 6)",
+    "multipl-e_java": "Qwen2.5-Coder-1.5B: Java 38.6% (Table 6)",
+    "multipl-e_js": "Qwen2.5-Coder-1.5B: JavaScript 47.8% (Table 6)",
+}
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
 
@@ -146,7 +159,7 @@ def eval_section(out):
         if not isinstance(r, dict) or "headline" not in r:
             continue
         figures = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["headline"].items())
-        paper = f"{PAPER[key][0]}: pass@1 {PAPER[key][1]}%" if key in PAPER else "–"
+        paper = f"{PAPER[key][0]}: pass@1 {PAPER[key][1]}%" if key in PAPER else PAPER_SUITES.get(key, "–")
         lines.append(f"| {key} | `{os.path.relpath(r['model'] or '-', out) if r.get('model') else '-'}` | {figures} | {paper} |")
     fim = read_json(os.path.join(ev, "fim.json"))
     if isinstance(fim, dict) and fim.get("per_task"):  # what the fim figures are made of

@@ -64,6 +64,9 @@ MAX_PROCS = 32            # processes + threads per program (a JVM needs ~15)
 MAX_FILES = 256           # open file descriptors per process
 COMPILE_TIMEOUT = 30.0    # g++ / javac have their own limit, apart from the program's
 COMPILE_MEMORY_MB = 3072
+# Jars on every Java program's classpath when installed: MultiPL-E's Java prompts import
+# org.javatuples (Debian: libjavatuples-java). /usr/share/java is under /usr, so the sandbox sees it.
+JAVA_LIBS = [p for p in ("/usr/share/java/javatuples.jar",) if os.path.exists(p)]
 NOBODY = 65534            # uid/gid the sandbox runs as when we are root
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"  # toolchains must live there (bwrap shows only /usr)
 WORKER_GRACE_S = 10.0     # a worker silent this long past its program's limits is killed
@@ -183,13 +186,15 @@ def _program(language, code, tree, stdin, timeout, memory_mb, compile_timeout):
                         "-Wl,--wrap=exit"], compile_timeout, COMPILE_MEMORY_MB, fsize_mb=256),
                  _step(["./main"], timeout, memory_mb, stdin=stdin)])
     if language == "java":
-        name = _java_main_class(tree)
+        name, classpath = _java_main_class(tree), ":".join([".", *JAVA_LIBS])
         jvm = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData"]
         return ({f"{name}.java": code, "SandboxHarness.java": JAVA_HARNESS.replace("MAIN_CLASS", name)},
                 [_step(["javac", "-J-Xmx512m", *("-J" + f for f in jvm), "-encoding", "UTF-8", "-d", ".",
-                        f"{name}.java", "SandboxHarness.java"], compile_timeout, COMPILE_MEMORY_MB, fsize_mb=256),
+                        "-cp", classpath, f"{name}.java", "SandboxHarness.java"], compile_timeout,
+                       COMPILE_MEMORY_MB, fsize_mb=256),
+                 # -ea: a test's `assert` must run (MultiPL-E's Java tests are asserts, run with -ea).
                  _step(["java", f"-Xmx{memory_mb}m", *jvm, "-XX:ReservedCodeCacheSize=64m",
-                        "-XX:CompressedClassSpaceSize=64m", "-cp", ".", "SandboxHarness"],
+                        "-XX:CompressedClassSpaceSize=64m", "-ea", "-cp", classpath, "SandboxHarness"],
                        timeout, memory_mb + 1024, stdin=stdin)])
     return ({"main.js": code, "harness.js": JS_HARNESS},
             [_step(["node", f"--max-old-space-size={memory_mb}", "-r", "./harness.js", "main.js"],

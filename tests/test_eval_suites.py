@@ -1,0 +1,331 @@
+"""eval_suites.py through eval.py's subcommands: each family scores hand-written samples in
+small fixtures of the official release formats (written here): correct -> passed, wrong ->
+failed, hostile -> failed without harm. Programs run in the real sandbox."""
+import base64
+import json
+import os
+import pickle
+import sqlite3
+
+import numpy as np
+import pytest
+
+import eval as ev
+import eval_suites as es
+
+
+def cli(capsys, *argv):
+    try:
+        ev.main([str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_jsonl(path, rows):
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return str(path)
+
+
+def results(samples_path):
+    with open(str(samples_path) + "_results.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+HOSTILE_PY = "import os\nos._exit(0)\n"  # a fake pass: exits 0 before any test ran
+
+
+# ----------------------------------------------------------------------------- EvalPlus
+
+MBPP = [  # MbppPlus-*.jsonl rows; Mbpp/2's inputs are tuples stored as lists (mbpp_deserialize_inputs)
+    {"task_id": "Mbpp/2", "prompt": '"""\nWrite a function to find the shared elements from the given two lists.\n"""\n',
+     "entry_point": "similar_elements", "atol": 0,
+     "canonical_solution": "\ndef similar_elements(a, b):\n    return tuple(set(a) & set(b))\n",
+     "base_input": [[[3, 4, 5, 6], [5, 7, 4, 10]]], "plus_input": [[[1, 2, 3], [3, 2, 9]], [[], [1]]],
+     "assertion": "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))"},
+    {"task_id": "Mbpp/900", "prompt": '"""\nWrite a function that returns the mean of a list.\n"""\n',
+     "entry_point": "mean", "atol": 0, "canonical_solution": "\ndef mean(xs):\n    return sum(xs) / len(xs)\n",
+     "base_input": [[[1.0, 2.0]]], "plus_input": [[[0.1, 0.2, 0.3]], [[0.25, 0.3]], [[1e9, 1.0]]], "assertion": ""},
+]
+
+
+def test_mbpp_scores_base_and_plus_as_evalplus(tmp_path, capsys):
+    problems = write_jsonl(tmp_path / "MbppPlus.jsonl", MBPP)
+    samples = write_jsonl(tmp_path / "s.jsonl", [
+        # set-equality oracle: any order of the shared elements, a list instead of a tuple
+        {"task_id": "Mbpp/2", "completion": "\ndef similar_elements(a, b):\n    return sorted(x for x in a if x in b)\n"},
+        {"task_id": "Mbpp/2", "completion": "\ndef similar_elements(a, b):\n    return (a[0],)\n"},      # wrong
+        {"task_id": "Mbpp/2", "completion": HOSTILE_PY},                                                    # hostile
+        # floats: a different summation order is within EvalPlus's atol 1e-6 ...
+        {"task_id": "Mbpp/900", "completion": "\ndef mean(xs):\n    return sum(reversed(xs)) / len(xs)\n"},
+        # ... right on the base test, off on a plus test: base passes, plus fails
+        {"task_id": "Mbpp/900", "completion": "\ndef mean(xs):\n    return round(sum(xs) / len(xs), 1)\n"},
+        {"task_id": "Mbpp/900", "completion": "\ndef mean(xs):\n    while True:\n        pass\n"},       # hangs
+    ])
+    code, out, _ = cli(capsys, "mbpp", "--problems", problems, "--samples", samples, "--out", tmp_path / "m.json")
+    assert code == 0
+    rows = results(samples)
+    assert [r["passed"] for r in rows] == [True, False, False, True, True, False]
+    assert [r["plus_passed"] for r in rows] == [True, False, False, True, False, False]
+    assert json.loads(out.strip().splitlines()[-1]) == {"pass@1": pytest.approx(0.5), "plus_pass@1": pytest.approx(1 / 3),
+                                                         "passed": 3, "plus_passed": 2}
+
+
+def test_mbpp_deserialized_inputs_are_tuples():
+    assert es.mbpp_inputs("Mbpp/2", [[[1, 2], [3]]]) == [[(1, 2), (3,)]]
+    assert es.mbpp_inputs("Mbpp/252", [["1+2j"]]) == [[1 + 2j]]
+    assert es.mbpp_inputs("Mbpp/580", [[[1, [2, 3]]]]) == [((1, (2, 3)),)]
+    assert es.mbpp_inputs("Mbpp/3", [[7]]) == [[7]]
+
+
+def harness_namespace():
+    """The functions of EVALPLUS_HARNESS, without running its phases."""
+    source = es.EVALPLUS_HARNESS[:es.EVALPLUS_HARNESS.index("_g = {}")]
+    ns = {"_INPUTS": base64.b64encode(pickle.dumps([])).decode()}
+    exec(source, ns)
+    return ns
+
+
+@pytest.mark.parametrize("a, b, atol", [
+    (1.0, 1.0 + 1e-7, 1e-6), (1.0, 1.1, 1e-6), ([1.0, 2.0], [1.0, 2.0000001], 1e-6), ([1.0, 2.0], [1.0, 2.1], 1e-6),
+    ([[1.0, 2.0]], [[1.0], [1.0]], 1e-6), ([[1.0], [2.0]], [[1.0, 1.0], [2.0, 2.0]], 1e-6), (float("inf"), float("inf"), 1e-6),
+    (float("nan"), float("nan"), 1e-6), (1e9, 1e9 + 50, 1e-6), (1e9, 1e9 + 500, 1e-6), ([1, 2, 3], [1.0, 2.0, 3.0], 0.1),
+    (3 + 1j, 3 + 1.0000001j, 1e-6), ([True, 2], [1.0, 2.0], 1e-6),
+])
+def test_allclose_is_numpys(a, b, atol):
+    assert harness_namespace()["_allclose"](a, b, atol) == bool(np.allclose(a, b, rtol=1e-07, atol=atol))
+
+
+@pytest.mark.parametrize("a, b", [([[1.0, 2.0], [3.0]], [[1.0, 2.0], [3.0, 4.0]]), (["a"], ["a"]), ([None], [1.0])])
+def test_allclose_raises_where_numpy_cannot_compare(a, b):
+    with pytest.raises((ValueError, TypeError)):
+        harness_namespace()["_allclose"](a, b, 1e-6)
+
+
+def test_humaneval_plus_uses_the_find_zero_oracle(tmp_path, capsys):
+    prompt = ("import math\n\ndef poly(xs, x):\n    return sum(c * math.pow(x, i) for i, c in enumerate(xs))\n\n"
+              "def find_zero(xs):\n    \"\"\"A zero of the polynomial xs.\"\"\"\n")
+    bisect = ("    lo, hi = -1e3, 1e3\n    for _ in range(200):\n        mid = (lo + hi) / 2\n"
+              "        lo, hi = (mid, hi) if poly(xs, lo) * poly(xs, mid) > 0 else (lo, mid)\n    return lo\n")
+    problem = {"task_id": "HumanEval/32", "prompt": prompt, "entry_point": "find_zero", "atol": 1e-6,
+               "canonical_solution": bisect, "base_input": [[[1.0, 2.0]]], "plus_input": [[[-6.0, 11.0, -6.0, 1.0]]]}
+    problems = write_jsonl(tmp_path / "HumanEvalPlus.jsonl", [problem])
+    samples = write_jsonl(tmp_path / "s.jsonl", [
+        {"task_id": "HumanEval/32", "completion": "    return -xs[0] / xs[1] if len(xs) == 2 else 3.0\n"},  # another zero
+        {"task_id": "HumanEval/32", "completion": "    return 0.5\n"}])
+    code, out, _ = cli(capsys, "humaneval", "--plus", "--problems", problems, "--samples", samples,
+                       "--out", tmp_path / "h.json")
+    assert code == 0
+    assert [(r["passed"], r["plus_passed"]) for r in results(samples)] == [(True, True), (False, False)]
+
+
+def test_humaneval_plus_without_problems_names_the_download(tmp_path, capsys):
+    code, _, err = cli(capsys, "humaneval", "--plus", "--samples", tmp_path / "x.jsonl")
+    assert code == 1 and "HumanEvalPlus" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- CRUXEval
+
+CRUX = [{"id": "sample_0", "code": "def f(s):\n    return s[::-1] + 'a'", "input": "'xy'", "output": "'yxa'"},
+        {"id": "sample_1", "code": "def f(n):\n    return [i * i for i in range(n)]", "input": "3", "output": "[0, 1, 4]"}]
+
+
+def test_cruxeval_output_and_input_prediction(tmp_path, capsys):
+    problems = write_jsonl(tmp_path / "cruxeval.jsonl", CRUX)
+    out_samples = write_jsonl(tmp_path / "o.jsonl", [
+        {"task_id": "sample_0", "completion": "'yxa'"}, {"task_id": "sample_0", "completion": "'xya'"},
+        {"task_id": "sample_1", "completion": "f(3)"},                        # calls f on the input: rejected unrun
+        {"task_id": "sample_1", "completion": "__import__('os')._exit(0)"}])  # hostile
+    code, out, _ = cli(capsys, "cruxeval", "--task", "output", "--problems", problems, "--samples", out_samples,
+                       "--out", tmp_path / "c.json")
+    assert code == 0 and [r["passed"] for r in results(out_samples)] == [True, False, False, False]
+    in_samples = write_jsonl(tmp_path / "i.jsonl", [
+        {"task_id": "sample_0", "completion": "f('xy')"}, {"task_id": "sample_1", "completion": "f(3)"},
+        {"task_id": "sample_1", "completion": "3"},                           # no call of f
+        {"task_id": "sample_1", "completion": "f(2)"}])
+    code, out, _ = cli(capsys, "cruxeval", "--task", "input", "--problems", problems, "--samples", in_samples,
+                       "--out", tmp_path / "c.json")
+    assert [r["passed"] for r in results(in_samples)] == [True, True, False, False]
+    assert json.loads(out.strip().splitlines()[-1])["pass@1"] == pytest.approx(2 / 3)  # mean of 1 and 1/3
+
+
+def test_cruxeval_answer_extraction_is_the_official_one():
+    gen = "Step 1 ...\n[/THOUGHT]\n[ANSWER]\nassert f(\"hi\") == \"bhihia\"\n"
+    assert es.crux_answer(gen, "output") == '"bhihia"'
+    assert es.crux_answer("[ANSWER]\nassert f(16) == 17\n", "input") == "f(16)"
+    assert es.crux_prompt(CRUX[0], "output").endswith("[PYTHON]\ndef f(s):\n    return s[::-1] + 'a'\n"
+                                                       "assert f('xy') == ??\n[/PYTHON]\n[THOUGHT]\n")
+
+
+def test_cruxeval_corpus_default_is_verified_and_labelled():
+    problems = es.corpus_cruxeval(limit=6)
+    assert len(problems) == 6 and all(pid.startswith("corpus/") for pid in problems)
+    samples = [{"task_id": t, "completion": p["output"]} for t, p in problems.items()]
+    assert es.score_cruxeval(problems, samples, "output") == ["passed"] * 6
+    wrong = [{"task_id": t, "completion": repr(("not", p["output"]))} for t, p in problems.items()]
+    assert "passed" not in es.score_cruxeval(problems, wrong, "output")
+
+
+# ----------------------------------------------------------------------------- MultiPL-E
+
+MULTIPLE = {  # humaneval-LANG.jsonl rows in MultiPL-E's format
+    "cpp": {"name": "HumanEval_23_strlen", "language": "cpp", "stop_tokens": ["\n}"],
+            "prompt": "#include<assert.h>\n#include<bits/stdc++.h>\n// Return length of given string\n"
+                      "long string_length(std::string string) {\n",
+            "tests": "}\nint main() {\n    auto candidate = string_length;\n    assert(candidate((\"\")) == (0));\n"
+                     "    assert(candidate((\"abc\")) == (3));\n}\n"},
+    "java": {"name": "HumanEval_23_strlen", "language": "java", "stop_tokens": ["\n    }\n"],
+             "prompt": "import java.util.*;\nimport org.javatuples.*;\nclass Problem {\n    // Return length of given string\n"
+                       "    public static long strlen(String string) {\n",
+             "tests": "    }\n    public static void main(String[] args) {\n    assert(strlen((\"\")) == (0l));\n"
+                      "    assert(strlen((\"abc\")) == (3l));\n    }\n\n}\n"},
+    "js": {"name": "HumanEval_23_strlen", "language": "js", "stop_tokens": ["\nfunction ", "\n/*", "\n//", "\nconsole.log"],
+           "prompt": "//Return length of given string\nfunction strlen(string){\n",
+           "tests": "const assert = require('node:assert');\n\n\nfunction test() {\n  let candidate = strlen;\n"
+                    "  assert.deepEqual(candidate(\"\"),0);\n  assert.deepEqual(candidate(\"abc\"),3);\n}\n\ntest();"},
+}
+COMPLETIONS = {  # correct, wrong, hostile (a fake pass: exit 0 before the tests)
+    "cpp": ["    return string.size();", "    return 1;", "    _exit(0);"],
+    "java": ["    return string.length();", "    return 1l;", "    System.exit(0); return 0l;"],
+    "js": ["  return string.length;\n}", "  return 1;\n}", "  process.exit(0);\n}"],
+}
+
+
+@pytest.mark.parametrize("language", ["cpp", "java", "js"])
+def test_multiple_scores_programs_in_the_sandbox(tmp_path, capsys, language):
+    problems = write_jsonl(tmp_path / f"humaneval-{language}.jsonl", [MULTIPLE[language]])
+    samples = write_jsonl(tmp_path / "s.jsonl", [{"task_id": "HumanEval_23_strlen", "completion": c}
+                                                 for c in COMPLETIONS[language]])
+    code, out, err = cli(capsys, "multipl-e", "--language", language, "--problems", problems, "--samples", samples,
+                         "--out", tmp_path / "m.json")
+    assert code == 0, err
+    assert [r["passed"] for r in results(samples)] == [True, False, False]
+
+
+def test_multiple_base_javascript_fails_on_any_output(tmp_path):
+    problems = {"p": {**MULTIPLE["js"], "test": MULTIPLE["js"]["tests"]}}
+    body = "  console.log('hi');\n  return string.length;\n}"
+    printing = [{"task_id": "p", "completion": body}]
+    assert es.score_multiple(problems, printing, "js") == ["failed: the program printed something"]
+    whole = [{"task_id": "p", "completion": MULTIPLE["js"]["prompt"] + body}]  # instruct: the whole program
+    assert es.score_multiple(problems, whole, "js", instruct=True) == ["passed"]  # MultiPL-E's own rule
+
+
+def test_multiple_instruct_reply_becomes_a_program():
+    reply = ("Here it is:\n```java\nclass Problem {\n    public static long strlen(String string) {\n"
+             "        return string.length();\n    }\n    public static void main(String[] args) {\n    }\n}\n```")
+    problem = {**MULTIPLE["java"], "test": MULTIPLE["java"]["tests"]}
+    program = es.multiple_program(problem, es.multiple_extract(reply, problem, "java"), "java", instruct=True)
+    assert es.sandbox.run(program, "java").status == "passed"
+    cpp = {**MULTIPLE["cpp"], "test": MULTIPLE["cpp"]["tests"]}
+    code = es.multiple_extract("```cpp\nlong string_length(std::string s) {\n    return s.size();\n}\n"
+                               "int main() {\n}\n```", cpp, "cpp")
+    assert es.sandbox.run(es.multiple_program(cpp, code, "cpp", instruct=True), "cpp").status == "passed"
+
+
+@pytest.mark.parametrize("language", ["cpp", "java", "js"])
+def test_humaneval_translates_as_multiple(language):
+    problems, skipped = es.humaneval_multiple(language, ev.load_problems())
+    assert len(problems) + skipped == 164 and len(problems) >= 110
+    p = next(p for p in problems.values() if p["name"] == "HumanEval_53_add")
+    body = {"cpp": "    return x + y;", "java": "    return x + y;", "js": "  return x + y;\n}"}[language]
+    wrong = {"cpp": "    return x - y;", "java": "    return x - y;", "js": "  return x - y;\n}"}[language]
+    samples = [{"task_id": p["task_id"], "completion": c} for c in (body, wrong)]
+    verdicts = es.score_multiple(problems, samples, language)
+    assert verdicts[0] == "passed" and verdicts[1] != "passed"
+
+
+# ----------------------------------------------------------------------------- SQL
+
+def spider(tmp_path, bird=False):
+    db_dir = tmp_path / ("dev_databases" if bird else "database") / "shop"
+    db_dir.mkdir(parents=True)
+    db = sqlite3.connect(db_dir / "shop.sqlite")
+    db.executescript("CREATE TABLE item (id INTEGER, name TEXT, price REAL);"
+                     "INSERT INTO item VALUES (1, 'pen', 1.5), (2, 'cup', 4.0), (3, 'map', 9.0);")
+    db.commit()
+    db.close()
+    q = {"db_id": "shop", "question": "Names and prices of items under 5?"}
+    q.update({"SQL": "SELECT name, price FROM item WHERE price < 5", "evidence": "under 5: price < 5"} if bird
+             else {"query": "SELECT name, price FROM item WHERE price < 5"})
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps([q]))
+    return str(path), db_dir / "shop.sqlite"
+
+
+def test_sql_execution_accuracy_and_hostile_queries(tmp_path, capsys):
+    questions, db = spider(tmp_path)
+    before = db.read_bytes()
+    samples = write_jsonl(tmp_path / "s.jsonl", [{"task_id": "0", "completion": c} for c in (
+        "SELECT price, name FROM item WHERE price < 5 ORDER BY id DESC",   # columns and rows reordered: same table
+        "SELECT name, price FROM item",                                    # wrong
+        "DROP TABLE item",                                                  # hostile: a write
+        "ATTACH DATABASE 'x.db' AS x",                                      # hostile: a new file
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c")])  # never ends
+    code, out, _ = cli(capsys, "sql", "--problems", questions, "--samples", samples, "--timeout", 2,
+                       "--out", tmp_path / "q.json")
+    assert code == 0
+    rows = results(samples)
+    assert [r["passed"] for r in rows] == [True, False, False, False, False]
+    assert rows[4]["result"] == "timed out"
+    assert db.read_bytes() == before and not os.path.exists("x.db")
+
+
+def test_sql_prompt_and_bird_comparison(tmp_path):
+    questions, _ = spider(tmp_path, bird=True)
+    problems, mode = es.load_sql(questions)
+    assert mode == "bird"
+    prompt = es.sql_prompt(problems["0"], mode)
+    assert prompt.startswith("CREATE TABLE item (id INTEGER, name TEXT, price REAL);\n\n-- External Knowledge: under 5")
+    assert prompt.endswith("Question: Names and prices of items under 5?\n")
+    # BIRD compares sets of rows: column order matters there
+    samples = [{"task_id": "0", "completion": "SELECT name, price FROM item WHERE price < 4.5"},
+               {"task_id": "0", "completion": "SELECT price, name FROM item WHERE price < 5"}]
+    assert es.score_sql(problems, samples, mode) == ["passed", "failed: different result"]
+    assert es.sql_completion("name FROM item;\nQuestion: more", instruct=False) == "SELECT name FROM item "
+    assert es.sql_completion("```sql\nSELECT a\nFROM t;\n```", instruct=True) == "SELECT a FROM t"
+
+
+# ----------------------------------------------------------------------------- math
+
+def test_math_final_answers(tmp_path, capsys):
+    gsm = write_jsonl(tmp_path / "gsm8k.jsonl", [
+        {"question": "Natalia sold 48 clips in April and half as many in May. How many in all?",
+         "answer": "In May she sold 48/2 = 24.\n#### 72"},
+        {"question": "A pen costs $1,200 / 100. How much?", "answer": "#### 12"}])
+    samples = write_jsonl(tmp_path / "s.jsonl", [
+        {"task_id": "0", "completion": "48 + 24 = 72 clips. The answer is 72."},
+        {"task_id": "0", "completion": "She sold 48 + 48 = 96."},
+        {"task_id": "1", "completion": "So it costs \\boxed{12.00} dollars."},
+        {"task_id": "1", "completion": "print(12)  # __import__('os').system('rm -rf /')"}])  # text, never run
+    code, out, _ = cli(capsys, "math", "--dataset", "gsm8k", "--problems", gsm, "--samples", samples,
+                       "--out", tmp_path / "g.json")
+    assert code == 0
+    assert [r["passed"] for r in results(samples)] == [True, False, True, True]
+
+
+def test_math_answer_normalisation():
+    assert es.extract_answer("so $x = \\boxed{\\dfrac{1}{2}}$.", "math") == "\\frac{1}{2}"
+    assert es.strip_string("\\frac12") == "\\frac{1}{2}" and es.strip_string("1/2") == "\\frac{1}{2}"
+    assert es.math_equal(es.strip_string("50\\%"), es.strip_string("0.5"))
+    assert not es.math_equal("\\frac{1}{3}", "\\frac{1}{2}")
+    assert es.extract_answer("The final answer is $7$. I hope it is correct.", "math") == "7"
+
+
+# ----------------------------------------------------------------------------- generation
+
+def test_generation_path_writes_samples_and_scores_them(tmp_path, capsys, tok_dir):
+    from conftest import random_checkpoint
+    texts = [open(os.path.join(os.path.dirname(ev.__file__), f), encoding="utf-8").read() for f in ("eval_suites.py",)]
+    random_checkpoint(tmp_path / "tiny", texts, 384)
+    problems = write_jsonl(tmp_path / "cruxeval.jsonl", CRUX)
+    code, out, err = cli(capsys, "cruxeval", "--model", tmp_path / "tiny", "--problems", problems, "--limit", 1,
+                         "--max-new-tokens", 4, "--out", tmp_path / "c.json")
+    assert code == 0, err
+    headline = json.loads(out.strip().splitlines()[-1])
+    assert set(headline) == {"pass@1"}
+    with open(tmp_path / "c.samples.jsonl") as f:
+        assert [json.loads(line)["task_id"] for line in f] == ["sample_0"]
