@@ -275,6 +275,34 @@ def tiny_model(seed=0, **overrides):
     return model.eval()
 
 
+def test_saved_chat_model_stops_at_im_end_in_transformers(tmp_path):
+    """A chat checkpoint's generation_config.json makes transformers' generate stop at <|im_end|>."""
+    from transformers import AutoModelForCausalLM
+    from tokenizer import SPECIAL_TOKENS, Tokenizer
+    tok = Tokenizer(range(256), [], {t: 256 + k for k, t in enumerate(SPECIAL_TOKENS)})  # bytes + specials
+    im_end = tok.special["<|im_end|>"]
+    model = tiny_model(vocab_size=320)
+    ids = torch.tensor([tok.encode("def add(a, b):")])
+    free = model.generate(ids, 12)[0, ids.shape[1]:].tolist()
+    # Relabel the first new token not seen before as <|im_end|> (swap the two rows of the tied
+    # embedding): the same model, which now emits <|im_end|> at step k.
+    k = next(i for i, t in enumerate(free) if i >= 2 and t not in free[:i] + ids[0].tolist())
+    with torch.no_grad():
+        w = model.embed_tokens.weight
+        w[[free[k], im_end]] = w[[im_end, free[k]]]
+    assert model.generate(ids, 12)[0, ids.shape[1] + k].item() == im_end
+    model.save_pretrained(tmp_path, tok.generation_config(chat=True))
+    tok.save(tmp_path, chat=True)
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert hf.generation_config.eos_token_id == [im_end, tok.eot_id] and hf.generation_config.top_k == 20
+    greedy = dict(do_sample=False, repetition_penalty=1.0, max_new_tokens=12)
+    out = hf.generate(ids, attention_mask=torch.ones_like(ids), **greedy)[0, ids.shape[1]:].tolist()
+    assert out == model.generate(ids, 12)[0, ids.shape[1]:ids.shape[1] + k + 1].tolist()  # stops at it
+    (tmp_path / "generation_config.json").unlink()  # without the file, nothing tells it to stop there
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert len(hf.generate(ids, attention_mask=torch.ones_like(ids), **greedy)[0]) == ids.shape[1] + 12
+
+
 def test_meta_to_empty_init_weights():
     model = tiny_model()
     assert model.lm_head.weight is model.embed_tokens.weight  # still tied after leaving meta
