@@ -464,7 +464,8 @@ def cmd_fim(args):
         tok, t["prompt"], t["suffix"], gen_length=args.max_new_tokens, **HM_FIM_LAYOUT), lambda t: line_done)
     fills = [fim_line(r) for r in raw]
     per_task = [{"task_id": tid, "language": t["language"], "target": t["middle"], "fill": f, "generation": r,
-                 "em": f.strip() == t["middle"].strip(), "es": edit_similarity(f, t["middle"])}
+                 "em": f.strip() == t["middle"].strip(), "es": edit_similarity(f, t["middle"]),
+                 "valid_line": None, "parses": None}  # known for HumanEval's own lines (below)
                 for (tid, t), f, r in zip(tasks, fills, raw)]
     languages = list(dict.fromkeys(p["language"] for p in per_task))
     by_language = {lang: [p for p in per_task if p["language"] == lang] for lang in languages}
@@ -642,13 +643,14 @@ def load_cceval(paths, limit=0):
         for r in read_jsonl(path, "CrossCodeEval tasks", ("prompt", "groundtruth", "metadata")):
             right = r.get("full_right_context", r.get("right_context"))
             crossfile = r.get("crossfile_context")
-            if right is None or crossfile is None or not isinstance(r["metadata"], dict) \
+            crossfile = crossfile.get("text") if isinstance(crossfile, dict) else crossfile  # {"text", "list"}
+            if not isinstance(right, str) or not isinstance(crossfile, str) or not isinstance(r["metadata"], dict) \
                     or "task_id" not in r["metadata"]:
                 raise ValueError(f"{path}: a task lacks right_context, crossfile_context or metadata.task_id; "
                                  "pass a released retrieval file such as line_completion_oracle_bm25.jsonl.")
             tasks.append((f"{language}/{r['metadata']['task_id']}", {
                 "language": language, "prompt": r["prompt"], "right": right, "target": r["groundtruth"],
-                "crossfile": crossfile if isinstance(crossfile, str) else crossfile["text"]}))
+                "crossfile": crossfile}))
     return tasks[:limit or None]
 
 
