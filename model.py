@@ -78,7 +78,7 @@ class ModelConfig:
         RoPE field is refused, never dropped: a dropped field would give other logits than the
         checkpoint's own."""
         rope = dict(d.get("rope_scaling") or d.get("rope_parameters") or {})
-        rope_theta = d.get("rope_theta", rope.pop("rope_theta", 1e6))
+        rope_theta = rope.pop("rope_theta", None) or d.get("rope_theta", 1e6)  # as transformers: the dict's first
         kind = rope.pop("rope_type", None) or rope.pop("type", None) or "default"
         rope.pop("type", None)
         if kind not in ("default", "yarn"):
