@@ -535,7 +535,7 @@ def main(cfg):
         for name, ds in data.items():
             ds.ref = reference_logps(cfg, model, ds, d, autocast, name)
         run = replace(cfg, max_steps=cfg.max_steps or pretrain.steps_for(cfg.epochs, len(train_rows), cfg, d))
-        pretrain.train(run, model, data["train"], data.get("val"), d=d, tokenizer=tok, bf16=bf16,
+        pretrain.train(run, model, data["train"], data.get("val"), d=d, tokenizer=tok, bf16=bf16, chat=True,
                        loss_fn=make_loss_fn(cfg.beta, cfg.label_smoothing, cfg.loss_type))
         summary = {}   # what the trained policy prefers, over every pair (held-out ones included)
         for name, ds in data.items():

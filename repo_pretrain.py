@@ -8,9 +8,15 @@ code from cross-file context. The stage changes only what the report changes:
 - the data: repo-level documents from `data_fim.py` (`level="repo"`);
 - the context: 32,768 tokens in the report (1,024 by default here, for a CPU);
 - RoPE: base raised from 10,000 to 1,000,000, so attention decays less over long
-  distances;
-- YaRN: written into the saved config.json (`rope_scaling`, factor 4), so the model
-  extrapolates to 4x its training context at inference (128K in the report).
+  distances.
+
+The saved config.json is shaped as the official checkpoints' are: rope_theta 1e6,
+max_position_embeddings = the trained context, and no `rope_scaling`. YaRN (the report's
+extrapolation to 4x the trained context, 128K) is applied only when asked, for long
+inputs, as the official model cards tell users to: `eval.py needle --yarn 4`,
+`model.py --load DIR --yarn 4`, or add `"rope_scaling": {"type": "yarn", "factor": 4.0,
+"original_max_position_embeddings": SEQ_LEN}` to config.json. Every later stage (SFT,
+DPO, evaluation) thus runs the RoPE the weights were trained with.
 
 Everything else is `pretrain.py`'s loop, imported, not copied.
 
@@ -32,19 +38,12 @@ class RepoTrainConfig(pretrain.TrainConfig):
     lr: float = 3e-4                   # a continuation: lower than stage 1's peak
     warmup: int = 10
     rope_theta: float = 1e6
-    yarn_factor: float = 4.0           # 1 = no YaRN in the saved config
 
 
 def main(cfg):
-    overrides = {"rope_theta": cfg.rope_theta,
-                 "max_position_embeddings": cfg.seq_len}
-    final = {}
-    if cfg.yarn_factor > 1:
-        # Static YaRN (FACTS §2): trained at seq_len, usable up to yarn_factor * seq_len.
-        final = {"rope_scaling": {"type": "yarn", "factor": cfg.yarn_factor,
-                                  "original_max_position_embeddings": cfg.seq_len},
-                 "max_position_embeddings": int(cfg.seq_len * cfg.yarn_factor)}
-    return pretrain.main(cfg, level="repo", overrides=overrides, final_overrides=final)
+    # The trained window is the model's window, as the official config.json's 32,768.
+    overrides = {"rope_theta": cfg.rope_theta, "max_position_embeddings": cfg.seq_len, "rope_scaling": None}
+    return pretrain.main(cfg, level="repo", overrides=overrides)
 
 
 if __name__ == "__main__":

@@ -221,7 +221,7 @@ def main(cfg):
                          max_steps=cfg.max_steps or pretrain.steps_for(cfg.epochs, len(train_rows), cfg, d))
         if d.main:
             print(f"coarse phase: {len(train_rows)} samples, {coarse.max_steps} steps")
-        pretrain.train(coarse, model, make(train_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16)
+        pretrain.train(coarse, model, make(train_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16, chat=True)
         ranked = sorted(train_rows, key=lambda r: -r["score"])
         fine_rows = [r for r in ranked[:math.ceil(cfg.fine_fraction * len(ranked))] if r["score"] >= cfg.fine_min_score]
         if not fine_rows:
@@ -232,7 +232,7 @@ def main(cfg):
         if d.main:
             print(f"fine phase: {len(fine_rows)} samples scoring >= {fine_rows[-1]['score']:.3f}, "
                   f"{fine.max_steps} steps")
-        return pretrain.train(fine, model, make(fine_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16)
+        return pretrain.train(fine, model, make(fine_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16, chat=True)
     finally:
         if d.world > 1:
             dist.destroy_process_group()

@@ -45,6 +45,71 @@ SPECIAL_TOKENS = {
 }
 OFFICIAL_BPE_SIZE = 151643  # 256 bytes + 151,387 merges; the ids in SPECIAL_TOKENS follow it
 
+# The chat template of the official Qwen2.5(-Coder) tokenizer_config.json, byte for byte (data, not
+# code of ours): ChatML, with the default system prompt when a conversation has none, and the
+# tool-call layout. Every checkpoint saved here carries it, so AutoTokenizer.apply_chat_template
+# renders a conversation as sft.render_chat does.
+QWEN25_CHAT_TEMPLATE = r"""{%- if tools %}
+    {{- '<|im_start|>system\n' }}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- messages[0]['content'] }}
+    {%- else %}
+        {{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}
+    {%- endif %}
+    {{- "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
+{%- else %}
+    {%- if messages[0]['role'] == 'system' %}
+        {{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
+    {%- else %}
+        {{- '<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n' }}
+    {%- endif %}
+{%- endif %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) or (message.role == "assistant" and not message.tool_calls) %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "assistant" %}
+        {{- '<|im_start|>' + message.role }}
+        {%- if message.content %}
+            {{- '\n' + message.content }}
+        {%- endif %}
+        {%- for tool_call in message.tool_calls %}
+            {%- if tool_call.function is defined %}
+                {%- set tool_call = tool_call.function %}
+            {%- endif %}
+            {{- '\n<tool_call>\n{"name": "' }}
+            {{- tool_call.name }}
+            {{- '", "arguments": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- '}\n</tool_call>' }}
+        {%- endfor %}
+        {{- '<|im_end|>\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\n<tool_response>\n' }}
+        {{- message.content }}
+        {{- '\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+{%- endif %}
+"""
+# The official generation_config.json files: base models decode greedily and stop at
+# <|endoftext|>; instruct models (Qwen2.5-Coder-7B/32B-Instruct's file) sample and stop at
+# <|im_end|> or <|endoftext|>.
+BASE_GENERATION = {"do_sample": False, "max_new_tokens": 2048}
+INSTRUCT_GENERATION = {"do_sample": True, "repetition_penalty": 1.05, "temperature": 0.7, "top_p": 0.8, "top_k": 20}
+
 
 def _bytes_to_unicode():
     """GPT-2's reversible map byte -> printable character, the alphabet of vocab.json/merges.txt.
@@ -191,8 +256,10 @@ class Tokenizer:
                              f"{len(merges)}: vocab.json and merges.txt must come from the same tokenizer.")
         return cls(byte_order, merges, special)
 
-    def save(self, path):
-        """Write vocab.json, merges.txt, tokenizer_config.json and tokenizer.json (HF `tokenizers`)."""
+    def save(self, path, chat=False):
+        """Write vocab.json, merges.txt, tokenizer_config.json and tokenizer.json (HF `tokenizers`),
+        as an official checkpoint ships them: the ChatML chat template, pad <|endoftext|>, and eos
+        <|endoftext|> for a base model or <|im_end|> for a chat (instruct) one (chat=True)."""
         os.makedirs(path, exist_ok=True)
         vocab = {_to_str(t): i for t, i in sorted(self.ranks.items(), key=lambda kv: kv[1])}
         merges = [(_to_str(a), _to_str(b)) for a, b in self.merges]
@@ -212,7 +279,8 @@ class Tokenizer:
                       "ignore_merges": False, "vocab": vocab, "merges": [list(m) for m in merges]},
         }
         config = {"added_tokens_decoder": {str(i): dict(content=t, **flags) for t, i in specials},
-                  "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "bos_token": None,
+                  "eos_token": "<|im_end|>" if chat and "<|im_end|>" in self.special else "<|endoftext|>",
+                  "pad_token": "<|endoftext|>", "bos_token": None, "chat_template": QWEN25_CHAT_TEMPLATE,
                   "add_prefix_space": False, "clean_up_tokenization_spaces": False, "errors": "replace",
                   "split_special_tokens": False, "tokenizer_class": "Qwen2Tokenizer"}
         for name, obj in (("vocab.json", vocab), ("tokenizer.json", tokenizer_json),
@@ -221,6 +289,16 @@ class Tokenizer:
                 json.dump(obj, f, ensure_ascii=False, indent=None if name == "tokenizer.json" else 1)
         with open(os.path.join(path, "merges.txt"), "w", encoding="utf-8") as f:
             f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+
+    def generation_config(self, chat=False) -> dict:
+        """generation_config.json of an official base (chat=False) or instruct model, with this
+        tokenizer's ids, for Transformer.save_pretrained: transformers' generate() reads its
+        stop ids and sampling defaults from there."""
+        eot = self.eot_id
+        if not chat:
+            return {"bos_token_id": eot, "eos_token_id": eot, **BASE_GENERATION}
+        return {"bos_token_id": eot, "pad_token_id": eot, "eos_token_id": [self.special["<|im_end|>"], eot],
+                **INSTRUCT_GENERATION}
 
     # ---- training from scratch ----
 

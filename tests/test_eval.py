@@ -75,17 +75,29 @@ def test_pass_at_k_matches_codex_formula():
         assert ev.pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k), abs=1e-12)
 
 
-def test_exact_match_and_edit_similarity():
-    assert ev.exact_match("x = f(a)", "x = f(a)") and ev.edit_similarity("x = f(a)", "x = f(a)") == 100.0
-    # whitespace around the line does not count (both metrics compare stripped lines)
-    assert ev.exact_match("    return x  ", "return x") and ev.edit_similarity("  return x\n", "return x") == 100.0
-    # inner whitespace does: "x=1" -> "x = 1" is 2 insertions over 3 + 5 characters
-    assert not ev.exact_match("x=1", "x = 1") and ev.edit_similarity("x=1", "x = 1") == pytest.approx(75.0)
-    # python-Levenshtein's ratio("kitten", "sitting") = 1 - (2 substitutions x 2 + 1 insertion) / 13
-    assert ev.edit_similarity("kitten", "sitting") == pytest.approx(100 * 8 / 13)
-    assert not ev.exact_match("abc", "xyz") and ev.edit_similarity("abc", "xyz") == 0.0
-    assert ev.edit_similarity("", "") == 100.0 and ev.edit_similarity("", "abc") == 0.0
-    assert ev.levenshtein("kitten", "sitting") == 3
+def test_edit_similarity_is_fuzzywuzzys_ratio():
+    """The oracle: fuzzywuzzy's fuzz.ratio on the stripped strings, as qwencoder-eval calls it,
+    with python-Levenshtein behind it (requirements-dev.txt)."""
+    from fuzzywuzzy import fuzz
+    assert fuzz.SequenceMatcher.__module__ == "fuzzywuzzy.StringMatcher"  # the Levenshtein backend, not difflib
+    cases = [("x = f(a)", "x = f(a)"), ("  return x\n", "return x"), ("x=1", "x = 1"), ("kitten", "sitting"),
+             ("abc", "xyz"), ("", ""), ("", "abc"), ("   ", "a"), ("a" * 39, "a" * 40), ("ab" * 20, "ab" * 19 + "b"),
+             ("return self._cache[key]", "return self.cache.get(key)"), ("é = 1", "e = 1")]
+    rng = __import__("random").Random(0)
+    for _ in range(3000):  # short strings over a small alphabet: every rounding case, ties included
+        cases.append(tuple("".join(rng.choice("ab (\n") for _ in range(rng.randrange(9))) for _ in "xy"))
+    for a, b in cases:
+        assert ev.edit_similarity(a, b) == fuzz.ratio(a.strip(), b.strip()), (a, b)
+    assert ev.edit_similarity("x=1", "x = 1") == 75 and ev.levenshtein("kitten", "sitting") == 3
+
+
+def test_exact_match_compares_crosscodeeval_code_tokens():
+    assert ev.code_tokens("self.getValue(a,'b')") == ["self", ".", "get", "Value", "(", "a", ",", "`", "b", "`", ")"]
+    assert ev.exact_match("x = f(a)", "x = f(a)") and ev.exact_match("    return x  ", "return x")
+    assert ev.exact_match("x=f(a,b)", "x = f(a, b)") and ev.exact_match('s = "x"', "s = 'x'")  # spacing, quotes
+    assert ev.exact_match("getValue", "get Value")  # camelCase splits into two tokens
+    assert not ev.exact_match("a_b", "a b") and not ev.exact_match("return x", "return y")
+    assert not ev.exact_match("f(a)", "f(a))") and ev.exact_match("", "  \n")
 
 
 # ----------------------------------------------------------------------------- prompts and post-processing
@@ -96,8 +108,12 @@ def test_prompts_match_facts_character_for_character():
     facts = ("<|im_start|>system\nYou are an intelligent programming assistant to produce Python algorithmic "
              "solutions<|im_end|>\n<|im_start|>user\nCan you complete the following Python function?\n"
              "```python\n" + body + "\n```\n<|im_end|>\n<|im_start|>assistant\n```python\n")
-    assert ev.BASE_STOPS == ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert ", "\nif __name__",
-                             "\nprint(", "<|endoftext|>"]
+    # qwencoder-eval's evalplus (base/benchmarks/evalplus/model.py), written out
+    assert ev.BASE_STOPS == ev.base_stops("humaneval") == [
+        "<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint(",
+        "\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert ", "\n```\n", "```"]
+    assert ev.base_stops("mbpp") == ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(",
+                                     "\nprint(", '\n"""', "\nassert", "\n```\n", "```"]
     # The ids are those of the official tokenizer on that text, control tokens as single ids.
     tok = Tokenizer.from_pretrained(official_files())
     for instruct, text in ((False, body), (True, facts)):
@@ -115,23 +131,39 @@ def test_stop_strings_and_fim_post_processing():
     assert ev.truncate("    return 1\nif __name__ == '__main__':", ev.BASE_STOPS) == "    return 1"
     assert ev.truncate("    x = 1\n    print(x)\n", ev.BASE_STOPS) == "    x = 1\n    print(x)\n"  # indented: no stop
     assert ev.truncate("def f():\n    return 1\n```\nThis works.", ["```"]) == "def f():\n    return 1\n"
+    assert ev.base_completion("\tif x:\n\t\treturn 1\n\ndef main():\n") == "    if x:\n        return 1\n"
+    assert ev.base_completion("    return 1\n```\n") == "    return 1"  # the harness's fence stops, base too
     assert ev.first_line("\n\n    return x\n    y = 2") == "    return x"
     assert ev.first_line("  \n\t\n") == "" and ev.first_line("a") == "a"
     assert not ev.line_done("\n\n   ") and not ev.line_done("\n  return x") and ev.line_done("\n  return x\n")
+    # HumanEval-FIM's official line: the second after a leading newline (or space + newline), else the first
+    assert ev.fim_line("    return x\n    y = 2") == "    return x"
+    assert ev.fim_line("\n    return x\n") == ev.fim_line(" \n    return x") == "    return x"
+    assert ev.fim_line("\n\n    return x\n") == "" and ev.fim_line("  \n    return x") == "  "  # not first non-empty
+    assert ev.fim_line("") == ""
+    for text in ("\n\n    return x\n", "  \n  a\n", " \nb\nc\n", "a\nb\n"):  # stopping early keeps that line
+        stop = next(i for i in range(len(text) + 1) if ev.line_done(text[:i]))
+        assert ev.fim_line(text[:stop]) == ev.fim_line(text + "more\n")
+    done2 = ev.lines_done(2)
+    assert not done2("a\n\n  \nb") and done2("a\n\n  \nb\n") and ev.lines_done(1)("x\n") == ev.line_done("x\n")
 
 
 def test_fim_tasks_mask_each_solution_line():
     p = {"X/0": {"task_id": "X/0", "prompt": "def f(x):\n    \"\"\"doc\"\"\"\n",
                  "canonical_solution": "    y = x + 1\n\n    return y\n", "test": "", "entry_point": "f"}}
     tasks = ev.fim_tasks(p)
-    assert [t["middle"] for _, t in tasks] == ["    y = x + 1", "    return y"]
+    assert [tid for tid, _ in tasks] == ["X/0/L2", "X/0/L4"] and [t["middle"] for _, t in tasks] == ["    y = x + 1", "    return y"]
+    # The released file's layout (MultiPL-E's builder): no newline after the prompt's last line
+    # of solution, none before the suffix; the line is the one in between.
+    assert [(t["prompt"], t["suffix"]) for _, t in tasks] == [
+        (p["X/0"]["prompt"], "\n    return y\n"), (p["X/0"]["prompt"] + "    y = x + 1\n", "")]
     for _, t in tasks:
-        assert t["prefix"] + t["middle"] + t["suffix"] == p["X/0"]["prompt"] + p["X/0"]["canonical_solution"]
-        assert t["prefix"].endswith("\n") and t["suffix"].startswith("\n")
+        assert t["before"] + t["middle"] + t["after"] == p["X/0"]["prompt"] + p["X/0"]["canonical_solution"]
+        assert t["before"].endswith("\n") and t["after"].startswith("\n")
     assert len(ev.fim_tasks(PROBLEMS)) == 1033  # the size of the published HumanEval single-line FIM set
     # The filled program with the right line passes in the sandbox; a wrong line fails.
     he0 = [t for _, t in ev.fim_tasks({"HumanEval/0": PROBLEMS["HumanEval/0"]})]
-    fill = lambda t, line: ev.program({**PROBLEMS["HumanEval/0"], "prompt": t["prefix"] + line + t["suffix"]}, "")
+    fill = lambda t, line: ev.program({**PROBLEMS["HumanEval/0"], "prompt": t["before"] + line + t["after"]}, "")
     verdicts = ev.execute([fill(t, t["middle"]) for t in he0] + [fill(he0[-1], "    return True")], 10.0)
     assert verdicts[:-1] == ["passed"] * len(he0) and verdicts[-1].startswith("failed: ")
 
@@ -269,8 +301,8 @@ def test_fim_a_line_cut_by_the_token_limit_is_not_valid(tiny, tmp_path, capsys, 
     short, cut = "    return x", "    return a, b, b, b, b, b, b, b, b,"  # cut after a comma: parses
     limit = len(tok.encode(cut))
     assert ev.valid_line(cut) and len(tok.encode(short)) < limit - 1
-    monkeypatch.setattr(ev, "complete_lines", lambda args, model, tok, tasks, prompt:
-                        [short if i % 2 else cut for i in range(len(tasks))])
+    monkeypatch.setattr(ev, "complete_raw", lambda args, model, tok, tasks, prompt, done:
+                        [short + "\n" if i % 2 else cut for i in range(len(tasks))])
     code, out, err = cli(capsys, "fim", "--model", tiny, "--limit", 1, "--max-new-tokens", limit,
                          "--out", tmp_path / "fim.json")
     assert code == 0, err
@@ -289,11 +321,11 @@ def test_fim_end_to_end(tiny, tmp_path, capsys):
     assert h["parses"] == sum(t["parses"] for t in report["per_task"]) / len(report["per_task"])
     # "parses" is the whole filled file: the right line parses, an unclosed bracket does not.
     t = ev.fim_tasks(ev.load_problems())[0][1]
-    assert ev.parses(t["prefix"] + t["middle"] + t["suffix"])
-    assert not ev.parses(t["prefix"] + "    return (" + t["suffix"])
+    assert ev.parses(t["before"] + t["middle"] + t["after"])
+    assert not ev.parses(t["before"] + "    return (" + t["after"])
     # the bar: the file with the line deleted; some of those parse, some do not
     tasks = [t for _, t in ev.fim_tasks(ev.load_problems()) if t["task_id"] == "HumanEval/0"]
-    empty = [ev.parses(t["prefix"] + t["suffix"]) for t in tasks]
+    empty = [ev.parses(t["before"] + t["after"]) for t in tasks]
     assert h["parses_empty"] == sum(empty) / 7 and 0 < sum(empty) < 7
     # "valid_line": the fill alone, clauses and block headers included; not a broken line
     assert all(ev.valid_line(t["middle"]) for t in tasks)
@@ -338,6 +370,10 @@ def test_needle_end_to_end(tiny, corpus, tmp_path, capsys):
     code, _, err = cli(capsys, "needle", "--model", tiny, "--inputs", corpus, "--lengths", 4096,
                        "--out", tmp_path / "n2.json")
     assert code == 1 and "exceeds the model's context of 2048" in err
+    # --yarn: the model card's YaRN, applied at load time, reaches factor x the trained window
+    code, out, err = cli(capsys, "needle", "--model", tiny, "--inputs", corpus, "--yarn", 2, "--lengths", 3000,
+                         "--depths", "0.5", "--out", tmp_path / "n3.json")
+    assert code == 0 and "context limit 4096 (YaRN x2)" in out, err
 
 
 def test_needle_prompt_places_the_needle():
@@ -352,7 +388,8 @@ def test_needle_prompt_places_the_needle():
     needle, question, value = ev.make_needle(__import__("random").Random(0))
     for depth in (0.0, 0.5, 1.0):
         text = ev.needle_prompt(haystack, counts, OneTokenPerLine(), 200, depth, needle, question)
-        assert text.endswith(question) and text.count(needle) == 1 and f"return {value}\n" in needle
+        assert text.endswith(question) and text.count(needle) == 1 and f"\n{value}\n" in needle
+        assert question.endswith(needle.strip().split("\n")[0] + "\n")  # the needle's signature, to repeat
         before = text[:text.index(needle)].count("\n")
         assert abs(before - depth * (200 - needle.count("\n") - 1)) <= 3
         after = text[text.index(needle) + len(needle):]
@@ -375,3 +412,123 @@ def test_loss_end_to_end(tiny, corpus, tmp_path, capsys):
     code, out, err = cli(capsys, "loss", "--model", tiny, "--inputs", corpus, "--data", tmp_path,
                          "--out", tmp_path / "loss3.json")
     assert code == 1 and "meta.json does not exist" in err
+
+
+# ----------------------------------------------------------------------------- released benchmark files
+
+def released_fim_rows():
+    """Rows in the schema of the released single-line infilling file (SantaCoder's FIM task, which
+    qwencoder-eval reads as fim_singleline.jsonl), built as MultiPL-E's builder does: the prompt, the
+    body's lines before joined by newlines, the line, the lines after."""
+    programs = {"py": ("def add(a, b):\n", ["    c = a + b", "    return c"]),
+                "js": ("function add(a, b){\n", ["    let c = a + b;", "    return c;", "}"]),
+                "java": ("class A {\n    static int add(int a, int b) {\n", ["        return a + b;", "    }", "}"])}
+    rows = []
+    for lang, (prompt, body) in programs.items():
+        for i, line in enumerate(body):
+            rows.append({"name": f"HumanEval_53_add-{lang}-L{i}", "language": lang, "tests": "",
+                         "prompt": prompt + "\n".join(body[:i]), "suffix": "\n".join(body[i + 1:]),
+                         "canonical_solution": line})
+    return rows
+
+
+def test_fim_on_the_released_file_scores_as_the_official_harness(tiny, tmp_path, capsys, monkeypatch):
+    path = tmp_path / "fim_singleline.jsonl"
+    rows = released_fim_rows()
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # What the model "writes" for each row, and what the official scorer makes of it:
+    # py: right after a newline (EM), right but the first line blank twice (not EM: the harness keeps
+    # the empty second line); js: right, wrong, right with a leading space line; java: wrong, right, right.
+    gens = ["\n    c = a + b\n", "\n\n    return c\n", "    let c = a + b;\n", "    return d;\n", " \n}\n",
+            "        return a - b;\n", "\n    }\n", "\n}"]
+    prompts = []
+
+    def fake(args, model, tok, tasks, prompt, done):
+        prompts.extend(prompt(t) for _, t in tasks)
+        return gens[:len(tasks)]
+
+    monkeypatch.setattr(ev, "complete_raw", fake)
+    code, out, err = cli(capsys, "fim", "--model", tiny, "--problems", path, "--out", tmp_path / "fim.json")
+    assert code == 0, err
+    h = headline(out)
+    assert h["em_py"] == 50 and h["em_js"] == pytest.approx(200 / 3) and h["em_java"] == pytest.approx(200 / 3)
+    assert h["em_avg"] == pytest.approx((50 + 400 / 3) / 3) and h["em"] == 500 / 8  # languages averaged vs pooled
+    assert "pass" not in h and "Python: exact match" in out and "JavaScript" in out
+    assert prompts[1] == f"<|fim_prefix|>{rows[1]['prompt']}<|fim_suffix|>{rows[1]['suffix']}<|fim_middle|>"
+    report = json.load(open(tmp_path / "fim.json"))
+    assert [t["task_id"] for t in report["per_task"]] == [r["name"] for r in rows]
+    assert [t["fill"] for t in report["per_task"]][:2] == ["    c = a + b", ""]
+    # a file that is neither format ends in one sentence
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "x", "suffix": "y"}\n')
+    code, out, err = cli(capsys, "fim", "--model", tiny, "--problems", tmp_path / "bad.jsonl", "--out", tmp_path / "b.json")
+    assert code == 1 and "lacks one of name, language" in err and len(err.strip().splitlines()) == 1
+
+
+def test_harness_fim_prompt_cuts_contexts_in_tokens():
+    tok = Tokenizer.from_pretrained(official_files())
+    left, right, cfc = "a = 1\n" * 50, "b = 2\n" * 50, "# c.py\nc = 3\n" * 50
+    p = ev.harness_fim_prompt(tok, left, right, max_seq_length=100, gen_length=10, right_length=20,
+                              crossfile=cfc, crossfile_length=30)
+    keep = 100 - 10 - 20 - 30
+    expected = ("<|fim_prefix|>" + tok.decode(tok.encode(left)[-keep:]) + "<|fim_suffix|>"
+                + tok.decode(tok.encode(right)[:20]) + tok.decode(tok.encode("\n\n" + cfc)[:30]) + "<|fim_middle|>")
+    assert p == expected and len(tok.encode(p, allowed_special="all")) <= 100 - 10 + 3
+    short = ev.harness_fim_prompt(tok, "x", "y", max_seq_length=2048, gen_length=64, right_length=512)
+    assert short == "<|fim_prefix|>x<|fim_suffix|>y<|fim_middle|>"
+
+
+def cceval_rows(language, n):
+    """Rows in the schema of the released CrossCodeEval files (line_completion_*_bm25.jsonl)."""
+    return [{"prompt": f"import util\n\ndef f{i}(x):\n    return ", "groundtruth": f"util.scale(x, '{i}')",
+             "right_context": "\n\nprint(f0(1))\n",
+             "crossfile_context": {"text": f"# the below code fragment can be found in:\n# util.py\ndef scale(x, k): ...\n",
+                                   "list": []},
+             "metadata": {"task_id": f"project_cc_{language}/{i}", "repository": "a/b", "file": "m.py",
+                          "context_start_lineno": 0, "groundtruth_start_lineno": 3, "right_context_start_lineno": 4}}
+            for i in range(n)]
+
+
+def test_cceval_reads_the_released_files_and_scores_as_eval_metric(tiny, tmp_path, capsys, monkeypatch):
+    paths = []
+    for language, n in (("python", 3), ("java", 1)):
+        (tmp_path / language).mkdir()
+        paths.append(tmp_path / language / "line_completion_oracle_bm25.jsonl")
+        paths[-1].write_text("".join(json.dumps(r) + "\n" for r in cceval_rows(language, n)))
+    # python: token-equal (spaces, quotes), a near miss, a right line after blank lines; java: right
+    gens = ['util.scale( x , "0" )\nmore\n', "util.scale(x, 1)\n", "\n\nutil.scale(x, '2')\n", "util.scale(x, '0')\n"]
+    prompts = []
+
+    def fake(args, model, tok, tasks, prompt, done):
+        prompts.extend(prompt(t) for _, t in tasks)
+        assert all(not done(t)("util.scale(") and done(t)("\nutil.scale(x)\n") for _, t in tasks)
+        return gens
+
+    monkeypatch.setattr(ev, "complete_raw", fake)
+    code, out, err = cli(capsys, "cceval", "--model", tiny, "--problems", *paths, "--out", tmp_path / "cc.json")
+    assert code == 0, err
+    h = headline(out)
+    assert h["em_python"] == pytest.approx(200 / 3) and h["em_java"] == 100 and h["em"] == 75
+    es = [ev.edit_similarity(p, f"util.scale(x, '{i}')") for i, p in
+          enumerate(['util.scale( x , "0" )', "util.scale(x, 1)", "util.scale(x, '2')"])]
+    assert h["es_python"] == pytest.approx(sum(es) / 3) and es[2] == 100 and es[1] < 100
+    report = json.load(open(tmp_path / "cc.json"))
+    assert [t["task_id"] for t in report["per_task"]][-1] == "java/project_cc_java/0"
+    # the official layout: the cross-file context after the right context, inside the suffix
+    row = cceval_rows("python", 1)[0]
+    assert prompts[0] == ("<|fim_prefix|>" + row["prompt"] + "<|fim_suffix|>" + row["right_context"] + "\n\n"
+                          + row["crossfile_context"]["text"] + "<|fim_middle|>")
+    no_cfc = tmp_path / "line_completion.jsonl"
+    no_cfc.write_text(json.dumps({k: v for k, v in row.items() if k != "crossfile_context"}) + "\n")
+    code, out, err = cli(capsys, "cceval", "--model", tiny, "--problems", no_cfc, "--out", tmp_path / "x.json")
+    assert code == 1 and "lacks right_context, crossfile_context" in err
+
+
+def test_cceval_end_to_end(tiny, tmp_path, capsys):
+    (tmp_path / "python").mkdir()
+    path = tmp_path / "python" / "line_completion_rg1_bm25.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in cceval_rows("python", 2)))
+    code, out, err = cli(capsys, "cceval", "--model", tiny, "--problems", path, "--max-new-tokens", 6,
+                         "--out", tmp_path / "cc.json")
+    assert code == 0, err
+    assert set(headline(out)) == {"em", "es", "em_python", "es_python"}
+    assert all("\n" not in t["pred"] for t in json.load(open(tmp_path / "cc.json"))["per_task"])

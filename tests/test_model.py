@@ -4,6 +4,7 @@ import json
 import math
 import os
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -204,6 +205,61 @@ def test_config_reads_both_rope_layouts():
     assert ModelConfig.from_hf(plain).rope_scaling is None and ModelConfig.from_hf(plain).rope_theta == 1e4
 
 
+# Every YaRN field transformers' _compute_yarn_parameters reads, each in a config where it changes the logits.
+YARN_FIELDS = [
+    ("beta-truncate", {"factor": 2.5, "beta_fast": 16, "beta_slow": 2, "truncate": False}),
+    ("attention-factor", {"factor": 4.0, "attention_factor": 1.25}),
+    ("mscale", {"factor": 4.0, "mscale": 0.707, "mscale_all_dim": 1.0}),
+]
+
+
+@pytest.mark.parametrize("name,fields", YARN_FIELDS, ids=[f[0] for f in YARN_FIELDS])
+def test_every_yarn_field_is_kept_and_matches_transformers(name, fields, tmp_path):
+    scaling = {"type": "yarn", "original_max_position_embeddings": 24, **fields}
+    hf = hf_model(num_attention_heads=4, num_key_value_heads=2, head_dim=32, hidden_size=128,
+                  rope_theta=1e4, rope_scaling=scaling)
+    ours = load_ours(hf, tmp_path)
+    assert ours.config.rope_scaling == scaling  # nothing dropped
+    ids = torch.randint(0, 96, (2, 60))
+    with torch.no_grad():
+        expected = hf(ids).logits
+        assert (ours(ids) - expected).abs().max() <= 1e-4
+        # the field matters: without it (plain YaRN, same factor) the logits are another model's
+        plain = {k: scaling[k] for k in ("type", "factor", "original_max_position_embeddings")}
+        ours.config = replace(ours.config, rope_scaling=plain)
+        assert (ours(ids) - expected).abs().max() > 1e-3
+
+
+def test_unimplemented_rope_fields_are_refused_in_one_sentence(tmp_path):
+    cfg = ModelConfig.from_name("tiny").to_hf()
+    longrope_field = dict(cfg, rope_scaling={"type": "yarn", "factor": 4.0, "long_factor": [1.0] * 32})
+    with pytest.raises(ValueError, match=r"rope field\(s\) \['long_factor'\] of a 'yarn' RoPE are not implemented"):
+        ModelConfig.from_hf(longrope_field)
+    partial = dict(cfg, rope_parameters={"rope_type": "default", "rope_theta": 1e6, "partial_rotary_factor": 0.5})
+    partial.pop("rope_scaling")
+    with pytest.raises(ValueError, match=r"\['partial_rotary_factor'\] of a 'default' RoPE"):
+        ModelConfig.from_hf(partial)
+    # as transformers: a missing factor is max_position_embeddings / original_max_position_embeddings
+    implicit = dict(cfg, max_position_embeddings=4096, rope_scaling={"type": "yarn", "original_max_position_embeddings": 1024})
+    assert ModelConfig.from_hf(implicit).rope_scaling["factor"] == 4.0
+
+
+def test_yarn_at_load_time_equals_the_model_card_config_edit(tmp_path):
+    hf = hf_model(num_attention_heads=4, num_key_value_heads=2, head_dim=32, hidden_size=128)
+    hf.save_pretrained(tmp_path / "plain")
+    assert ModelConfig.from_hf(json.loads((tmp_path / "plain" / "config.json").read_text())).rope_scaling is None
+    ours = Transformer.from_pretrained(tmp_path / "plain", yarn=4)
+    # the model card: add {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+    # (the trained window, max_position_embeddings) to config.json
+    edited = hf_model(num_attention_heads=4, num_key_value_heads=2, head_dim=32, hidden_size=128,
+                      rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 96})
+    edited.load_state_dict(hf.state_dict())
+    ids = torch.randint(0, 96, (1, 200))
+    with torch.no_grad():
+        assert (ours(ids) - edited(ids).logits).abs().max() <= 1e-4
+        assert (ours(ids) - hf(ids).logits).abs().max() > 1e-3
+
+
 def tiny_model(seed=0, **overrides):
     cfg = ModelConfig.from_name("tiny", **{**dict(vocab_size=64, hidden_size=64, num_hidden_layers=2, head_dim=32,
                                                   num_attention_heads=4, num_key_value_heads=2,
@@ -217,6 +273,34 @@ def tiny_model(seed=0, **overrides):
         for p in model.parameters():
             p.add_(0.2 * torch.randn_like(p))
     return model.eval()
+
+
+def test_saved_chat_model_stops_at_im_end_in_transformers(tmp_path):
+    """A chat checkpoint's generation_config.json makes transformers' generate stop at <|im_end|>."""
+    from transformers import AutoModelForCausalLM
+    from tokenizer import SPECIAL_TOKENS, Tokenizer
+    tok = Tokenizer(range(256), [], {t: 256 + k for k, t in enumerate(SPECIAL_TOKENS)})  # bytes + specials
+    im_end = tok.special["<|im_end|>"]
+    model = tiny_model(vocab_size=320)
+    ids = torch.tensor([tok.encode("def add(a, b):")])
+    free = model.generate(ids, 12)[0, ids.shape[1]:].tolist()
+    # Relabel the first new token not seen before as <|im_end|> (swap the two rows of the tied
+    # embedding): the same model, which now emits <|im_end|> at step k.
+    k = next(i for i, t in enumerate(free) if i >= 2 and t not in free[:i] + ids[0].tolist())
+    with torch.no_grad():
+        w = model.embed_tokens.weight
+        w[[free[k], im_end]] = w[[im_end, free[k]]]
+    assert model.generate(ids, 12)[0, ids.shape[1] + k].item() == im_end
+    model.save_pretrained(tmp_path, tok.generation_config(chat=True))
+    tok.save(tmp_path, chat=True)
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert hf.generation_config.eos_token_id == [im_end, tok.eot_id] and hf.generation_config.top_k == 20
+    greedy = dict(do_sample=False, repetition_penalty=1.0, max_new_tokens=12)
+    out = hf.generate(ids, attention_mask=torch.ones_like(ids), **greedy)[0, ids.shape[1]:].tolist()
+    assert out == model.generate(ids, 12)[0, ids.shape[1]:ids.shape[1] + k + 1].tolist()  # stops at it
+    (tmp_path / "generation_config.json").unlink()  # without the file, nothing tells it to stop there
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert len(hf.generate(ids, attention_mask=torch.ones_like(ids), **greedy)[0]) == ids.shape[1] + 12
 
 
 def test_meta_to_empty_init_weights():

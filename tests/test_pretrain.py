@@ -171,19 +171,19 @@ def test_repo_pretrain_continues_with_new_rope(stage1, tok, tok_dir, tmp_path):
     out = tmp_path / "stage2"
     cfg = repo_pretrain.RepoTrainConfig(init=stage1, tokenizer=tok_dir, data=str(data), out=str(out),
                                         seq_len=256, max_steps=3, batch_size=2, dtype="fp32", save_every=0,
-                                        rope_theta=1e6, yarn_factor=4.0)
+                                        rope_theta=1e6)
     repo_pretrain.main(cfg)
     with open(out / "config.json") as f:
         conf = json.load(f)
     with open(os.path.join(stage1, "config.json")) as f:
         assert json.load(f)["rope_theta"] == 10000.0   # stage 1: the base the report starts from
-    assert conf["rope_theta"] == 1e6
-    assert conf["rope_scaling"]["factor"] == 4.0 and conf["rope_scaling"]["original_max_position_embeddings"] == 256
+    # shaped as the official checkpoints: the new base, the trained window, no YaRN (opt-in at inference)
+    assert conf["rope_theta"] == 1e6 and conf["max_position_embeddings"] == 256 and conf["rope_scaling"] is None
     assert len(losses(out)) == 3
     with open(out / "metrics.jsonl") as f:
         assert json.loads(f.readline())["step"] == 1
-    model = Transformer.from_pretrained(str(out))
-    assert model.config.rope_scaling["factor"] == 4.0
+    model = Transformer.from_pretrained(str(out), yarn=4)
+    assert model.config.rope_scaling == {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 256}
 
 
 def test_data_mixture_from_the_command_line(tok, tok_dir, file_data, tmp_path):

@@ -175,6 +175,11 @@ def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
     after = data_loss(Transformer.from_pretrained(cfg.out))
     assert after < before - 1.0, (before, after)
     assert os.path.isfile(os.path.join(cfg.out, "coarse", "model.safetensors"))  # the coarse phase's model
+    from transformers import AutoTokenizer  # the output is an instruct checkpoint for the ecosystem too
+    hf = AutoTokenizer.from_pretrained(cfg.out)
+    assert hf.apply_chat_template(CONVERSATION)["input_ids"] == sft.render_chat(CONVERSATION, tok)[0]
+    with open(os.path.join(cfg.out, "generation_config.json")) as f:
+        assert json.load(f)["eos_token_id"] == [tok.special["<|im_end|>"], tok.eot_id]
     fine = [json.loads(line) for line in open(os.path.join(cfg.out, "metrics.jsonl"))]
     assert len(fine) == 6
     capsys.readouterr()

@@ -264,6 +264,33 @@ def test_official_save_load(qwen, hf_qwen, tmp_path):
     assert hf_ids(tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json")), texts) == expected
 
 
+CHAT = [{"role": "user", "content": "Write a function that adds two numbers."},
+        {"role": "assistant", "content": "```python\ndef add(a, b):\n    return a + b\n```"},
+        {"role": "user", "content": "Now subtract, «please».  "}]
+SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # the template's default
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["base", "instruct"])
+def test_saved_tokenizer_works_in_transformers_as_an_official_one(qwen, trained, tmp_path, chat):
+    """What a checkpoint directory carries: AutoTokenizer's chat template renders the ids that
+    sft.render_chat trains on, with the default system prompt; eos/pad as the official files."""
+    from transformers import AutoTokenizer
+    from sft import render_chat
+    for name, tok in (("official", qwen), ("trained", trained[0])):
+        tok.save(tmp_path / name, chat=chat)
+        hf = AutoTokenizer.from_pretrained(tmp_path / name)
+        assert hf.eos_token == ("<|im_end|>" if chat else "<|endoftext|>") and hf.pad_token == "<|endoftext|>"
+        assert hf.convert_tokens_to_ids(hf.eos_token) == tok.special[hf.eos_token]
+        for messages in (CHAT, [{"role": "system", "content": "Be brief."}] + CHAT):
+            for prompt in (False, True):
+                ids = hf.apply_chat_template(messages, add_generation_prompt=prompt)["input_ids"]
+                assert ids == render_chat(messages, tok, add_generation_prompt=prompt)[0], (name, prompt)
+        text = hf.apply_chat_template(CHAT, tokenize=False)
+        assert text.startswith(f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n")
+        gen = tok.generation_config(chat)
+        assert gen["eos_token_id"] == ([tok.special["<|im_end|>"], tok.eot_id] if chat else tok.eot_id)
+
+
 # ---- errors a user can cause ----
 
 def test_missing_files(tmp_path):
