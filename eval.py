@@ -595,6 +595,7 @@ def suite_command(sub, name, func, help, max_new, timeout):
     s.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto", help="auto: bf16 on GPU")
     s.add_argument("--batch-size", type=int, default=16, help="sequences generated together")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--yarn", type=float, help="apply YaRN with this factor at load time (see `fim --help`)")
     return s
 
 
