@@ -276,17 +276,19 @@ def _worker_main(config):
         job = json.loads(line)
         while _reap_one():  # judges of earlier jobs (re-parented to us): zombies count in pids.max
             pass
-        report_r, report_w = os.pipe()
+        (pid_r, pid_w), (report_r, report_w) = os.pipe(), os.pipe()
         child = os.fork()
         if child == 0:
-            os.close(report_r)
             try:
-                _job_main(job, config, report_w)
+                _job_main(job, config, pid_w, report_w)
             finally:
                 os._exit(127)
+        os.close(pid_w)
         os.close(report_w)
-        os.waitpid(child, 0)  # it exits once it has forked the judge
-        os.write(1, _await_judge(report_r, sum(s["timeout"] for s in job["steps"]) + WORKER_GRACE_S) + b"\n")
+        os.waitpid(child, 0)  # it exits once it has forked the judge, and said its pid
+        judge = int(os.read(pid_r, 32) or 0)
+        os.close(pid_r)
+        os.write(1, _await_judge(report_r, judge, sum(s["timeout"] for s in job["steps"]) + WORKER_GRACE_S) + b"\n")
 
 
 def _reap_one():
@@ -296,30 +298,26 @@ def _reap_one():
         return 0
 
 
-def _await_judge(report_r, deadline):
-    """The judge's answer: one line of JSON (and, from the worker's child, the judge's pid, in
-    either order). A judge silent past the deadline is killed, and with it (pid 1) its namespace."""
-    reply, end = b"", time.monotonic() + deadline
-    while reply.count(b"\n") < 2:
-        if not select.select([report_r], [], [], max(0.0, end - time.monotonic()))[0]:
-            break
-        chunk = os.read(report_r, 1 << 20)
+def _await_judge(report_r, judge, deadline):
+    """The judge's answer, one line of JSON. A judge silent past the deadline is killed, and with
+    it (pid 1) its namespace."""
+    reply, end, hung = b"", time.monotonic() + deadline, False
+    while not reply.endswith(b"\n"):
+        hung = not select.select([report_r], [], [], max(0.0, end - time.monotonic()))[0]
+        chunk = b"" if hung else os.read(report_r, 1 << 20)
         if not chunk:
             break
         reply += chunk
     os.close(report_r)
-    lines = reply.split(b"\n")[:-1]
-    answer = [line for line in lines if line.startswith(b"{")]
-    if answer:
-        return answer[0]
-    if not lines:
-        return json.dumps(dict(error="the sandbox failed to start.")).encode()
-    os.kill(int(lines[0]), signal.SIGKILL)  # (a zombie until reaped: no error)
-    os.waitpid(int(lines[0]), 0)
-    return json.dumps(dict(error="the sandbox hung.", hung=True)).encode()
+    if reply.endswith(b"\n"):
+        return reply[:-1]
+    if judge:
+        os.kill(judge, signal.SIGKILL)  # (still our child, alive or a zombie: the pid is its own)
+        os.waitpid(judge, 0)
+    return json.dumps(dict(error="the sandbox hung." if hung else "the sandbox failed.", hung=hung)).encode()
 
 
-def _job_main(job, config, report_w):
+def _job_main(job, config, pid_w, report_w):
     """The worker's child: new namespaces for one program, its judge forked into them."""
     fd = os.open(os.devnull, os.O_RDWR)
     os.dup2(fd, 0)
@@ -333,6 +331,7 @@ def _job_main(job, config, report_w):
         _write("/proc/self/gid_map", f"{NOBODY} {gid} 1")
     pid = os.fork()
     if pid == 0:
+        os.close(pid_w)
         LIBC.prctl(PR_SET_DUMPABLE, 0)  # its program (same uid) must not ptrace the judge
         try:
             reply = _judge(job, config)
@@ -340,7 +339,7 @@ def _job_main(job, config, report_w):
             reply = dict(error=f"sandbox.py: {type(e).__name__}: {e}")
         os.write(report_w, json.dumps(reply).encode() + b"\n")
         os._exit(0)  # as pid 1: the kernel kills whatever is left in the namespace
-    os.write(report_w, f"{pid}\n".encode())
+    os.write(pid_w, str(pid).encode())
     os._exit(0)
 
 
@@ -944,10 +943,10 @@ def _execute(files, steps, memory_mb):
         message = reply["error"] if reply else "the sandbox worker " + ("hung." if hung else "died.")
         reply = dict(step=len(steps) - 1, returncode=None, timed_out=hung, verified=False, seconds=0.0,
                      stdout="", stderr="sandbox.py: " + message.removeprefix("sandbox.py: "), output=False, disk=False)
+    oom, pids_max, cpu_s = worker.cgroup.since_last() if worker.cgroup else (0, 0, None)  # (before it is reused)
     if worker.proc.poll() is None:
         with _lock:
             _idle.append(worker)
-    oom, pids_max, cpu_s = worker.cgroup.since_last() if worker.cgroup else (0, 0, None)
     return dict(reply, oom=oom, pids_max=pids_max, cpu_s=cpu_s)
 
 
