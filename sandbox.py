@@ -58,6 +58,7 @@ import argparse
 import atexit
 import ctypes
 import fcntl
+import glob
 import json
 import os
 import platform
@@ -669,21 +670,31 @@ def _cgroup_parents():
                 if fstype == "cgroup" and controllers and set(controllers.split(",")) <= set(options.split(",")):
                     for controller in set(controllers.split(",")) & {"memory", "pids", "cpu", "cpuacct"}:
                         parents[controller] = os.path.join(mountpoint, os.path.relpath(path, mount_root))
-    if {"memory", "pids", "cpu", "cpuacct"} <= parents.keys():
-        return parents if all(os.access(p, os.W_OK) for p in parents.values()) else {}
-    if v2 is None or not os.access(v2, os.W_OK):
+    if not {"memory", "pids", "cpu", "cpuacct"} <= parents.keys():
+        if v2 is None or not os.access(v2, os.W_OK):
+            return {}
+        try:  # fails (EBUSY) when our own cgroup holds processes and is not the root
+            _write(os.path.join(v2, "cgroup.subtree_control"), "+memory +pids +cpu")
+        except OSError:
+            return {}
+        parents = {"v2": v2}
+    if not all(os.access(p, os.W_OK) for p in parents.values()):
         return {}
-    try:  # fails (EBUSY) when our own cgroup holds processes and is not the root
-        _write(os.path.join(v2, "cgroup.subtree_control"), "+memory +pids +cpu")
-    except OSError:
-        return {}
-    return {"v2": v2}
+    for parent in set(parents.values()):  # ours, left by callers that died: empty, removable
+        for stale in glob.glob(os.path.join(parent, "sandbox-*-*")):
+            if not os.path.exists(f"/proc/{stale.rsplit('-', 2)[1]}"):
+                try:
+                    os.rmdir(stale)
+                except OSError:
+                    pass
+    return parents
 
 
 class _Cgroup:
-    """The cgroup a worker's programs run in, one after another (each writes itself into it before
-    its code runs, through files the worker inherits open): memory and processes for them all,
-    at most one CPU; and counters that say which limit a program hit."""
+    """The cgroup a worker's programs run in, one after another: the worker joins it once, through
+    files it inherits open, and forks everything else into it. Memory and processes for all of a
+    program's processes (the worker and judge are a few MB and 2 of them), at most one CPU; and
+    counters that say which limit a program hit."""
     parents = None
 
     def __init__(self):
