@@ -411,7 +411,7 @@ def evaluate(cfg, model, data, d, loss_fn, autocast):
         # Validation samples are a fixed set: rank r takes every world-th micro-batch.
         idx = [(i * d.world + d.rank) * cfg.batch_size + j for j in range(cfg.batch_size)]
         idx = [k % len(data) for k in idx]
-        with autocast:
+        with autocast, fused_attention():
             loss_sum, count, _ = loss_fn(model, to_device(data.get_batch(idx), d.device))
         tot, n = tot + float(loss_sum), n + float(count)
     if hasattr(model, "reshard"):
@@ -443,54 +443,57 @@ def train(cfg, model, train_data, val_data=None, loss_fn=lm_loss, d=None, tokeni
               f"from step {start}: batch {cfg.batch_size} x {cfg.grad_accum} accumulation x {d.world} rank(s) "
               f"of up to {cfg.seq_len} tokens on {d.device}{' with FSDP2' if d.fsdp else ''}, {precision}")
     model.train()
-    # Forward and backward (with checkpointed blocks' recomputation) under the fused kernels.
-    with fused_attention():
-        t0 = time.perf_counter()
-        for step in range(start, cfg.max_steps):
-            lr = lr_at(cfg, step)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            loss_sum, count, tokens, extra = 0.0, 0.0, 0, {}
-            for idx in micro_batches(cfg, d, step):
-                batch = to_device(train_data.get_batch(idx), d.device)
-                tokens += first_tensor(batch).numel()   # SFT/DPO batches are padded only to their longest row
+    t0 = time.perf_counter()
+    for step in range(start, cfg.max_steps):
+        lr = lr_at(cfg, step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss_sum, count, tokens, extra = 0.0, 0.0, 0, {}
+        for idx in micro_batches(cfg, d, step):
+            batch = to_device(train_data.get_batch(idx), d.device)
+            tokens += first_tensor(batch).numel()   # SFT/DPO batches are padded only to their longest row
+            # Forward and backward (with the checkpointed blocks' recomputation) on fused kernels only.
+            with fused_attention():
                 with autocast:
                     ls, n, m = loss_fn(model, batch)
                 ls.backward()
-                loss_sum, count = loss_sum + ls.detach().float(), count + float(n)
-                for k, v in m.items():
-                    extra[k] = extra.get(k, 0.0) + float(v)
-            loss_sum, count, tokens = all_sum([float(loss_sum), count, tokens], d).tolist()
-            # FSDP averages gradients over ranks; we want the sum over the global batch / item count.
-            scale = d.world / max(count, 1.0)
-            for p in model.parameters():
-                if p.grad is not None:
-                    p.grad.mul_(scale)
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            gnorm = float(gnorm.full_tensor() if hasattr(gnorm, "full_tensor") else gnorm)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            loss_sum, count = loss_sum + ls.detach().float(), count + float(n)
+            for k, v in m.items():
+                extra[k] = extra.get(k, 0.0) + float(v)
+        loss_sum, count, tokens = all_sum([float(loss_sum), count, tokens], d).tolist()
+        # FSDP averages gradients over ranks; we want the sum over the global batch / item count.
+        scale = d.world / max(count, 1.0)
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        gnorm = float(gnorm.full_tensor() if hasattr(gnorm, "full_tensor") else gnorm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
 
-            dt, t0 = time.perf_counter() - t0, time.perf_counter()
-            loss = loss_sum / max(count, 1.0)
-            rec = {"step": step + 1, "loss": loss, "lr": lr, "grad_norm": gnorm, "tokens_per_s": tokens / dt}
-            if peak:   # tokens_per_s is global (summed over ranks): the MFU of one device
-                rec["mfu"] = mfu(flops_per_token, rec["tokens_per_s"], d.world, peak)
-            if extra:
-                extra = dict(zip(extra, all_sum(list(extra.values()), d).tolist()))
-                rec.update({k: v / d.world / cfg.grad_accum for k, v in extra.items()})
-            last = step + 1 == cfg.max_steps
-            if val_data is not None and ((step + 1) % cfg.eval_every == 0 or last):
-                rec["val_loss"] = evaluate(cfg, model, val_data, d, loss_fn, autocast)
-            if d.main:
-                metrics_f.write(json.dumps(rec) + "\n")
-                metrics_f.flush()
-                if (step + 1) % cfg.log_every == 0 or step == start or last or "val_loss" in rec:
-                    print(format_log(rec, cfg.max_steps), flush=True)
-            if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
-                save_checkpoint(cfg, model, opt, step + 1, d)
+        dt, t0 = time.perf_counter() - t0, time.perf_counter()
+        loss = loss_sum / max(count, 1.0)
+        rec = {"step": step + 1, "loss": loss, "lr": lr, "grad_norm": gnorm, "tokens_per_s": tokens / dt}
+        if peak:   # tokens_per_s is global (summed over ranks): the MFU of one device
+            rec["mfu"] = mfu(flops_per_token, rec["tokens_per_s"], d.world, peak)
+        if extra:
+            extra = dict(zip(extra, all_sum(list(extra.values()), d).tolist()))
+            rec.update({k: v / d.world / cfg.grad_accum for k, v in extra.items()})
+        last = step + 1 == cfg.max_steps
+        if val_data is not None and ((step + 1) % cfg.eval_every == 0 or last):
+            rec["val_loss"] = evaluate(cfg, model, val_data, d, loss_fn, autocast)
+        if d.main:
+            metrics_f.write(json.dumps(rec) + "\n")
+            metrics_f.flush()
+            if (step + 1) % cfg.log_every == 0 or step == start or last or "val_loss" in rec:
+                print(format_log(rec, cfg.max_steps), flush=True)
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
+            save_checkpoint(cfg, model, opt, step + 1, d)
     save_checkpoint(cfg, model, opt, cfg.max_steps, d)
-    save_final(cfg, model, d, tokenizer, final_config, torch.bfloat16 if bf16 else torch.float32)
+    # bf16 on GPUs, as the official downloads; fp32 on CPUs: eval.py computes in the
+    # checkpoint's dtype, and many CPUs have no fast bf16.
+    dtype = torch.bfloat16 if d.device.startswith("cuda") else torch.float32
+    save_final(cfg, model, d, tokenizer, final_config, dtype)
     if metrics_f:
         metrics_f.close()
     return model
@@ -603,9 +606,9 @@ def load_checkpoint(cfg, model, opt, d):
 
 def save_final(cfg, model, d, tokenizer=None, final_config=None, dtype=torch.bfloat16):
     """The trained model in Hugging Face format in OUT/, with the tokenizer files beside it,
-    so `--init OUT`, eval.py and transformers all load it directly: in the dtype the run
-    computed in (bf16 on every GPU), one model.safetensors or, past 5 GB, numbered files and
-    model.safetensors.index.json as the official 7B-32B downloads.
+    so `--init OUT`, eval.py and transformers all load it directly: in `dtype`, as one
+    model.safetensors or, past 5 GB, numbered files and model.safetensors.index.json as the
+    official 7B-32B downloads.
 
     The full model is never on one rank: tensors are gathered one at a time (every rank takes
     part in each all-gather) and file i is kept and written by rank i % world."""
