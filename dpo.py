@@ -443,10 +443,11 @@ def score_pairs(model, data, d, batch_size, autocast):
         if j < len(batches):
             out[rows] = logps.view(2, -1).T.double()
     model.train()
-    if d.world > 1:
+    if d.fsdp:
         # FSDP2 keeps the root's parameters gathered after a forward that no backward follows;
         # an optimizer built now would hold those full tensors instead of the shards.
         model.reshard()
+    if d.world > 1:
         dist.all_reduce(out)
     return out.float().cpu()
 
@@ -527,7 +528,7 @@ def main(cfg):
             raise pretrain.Fatal(f"no trainable pair in {path} (all too long for --seq-len {cfg.seq_len}, "
                                  "or none at all); build more pairs or raise --seq-len.")
         bf16 = pretrain.use_bf16(cfg, d.device)
-        autocast = torch.autocast(d.device.split(":")[0], torch.bfloat16) if bf16 and d.world == 1 else nullcontext()
+        autocast = pretrain.autocast_for(d, bf16)
         model = pretrain.build_model(cfg, mc, d, bf16)   # still the SFT model: the reference
         data = {"train": PairDataset(train_rows, tok, cfg.seed)}
         if val_rows:
@@ -550,8 +551,7 @@ def main(cfg):
                       f"(both 0 before training)")
         return model
     finally:
-        if d.world > 1:
-            dist.destroy_process_group()
+        pretrain.teardown()
 
 
 if __name__ == "__main__":

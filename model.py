@@ -306,23 +306,27 @@ class Transformer(nn.Module):
             self.lm_head.weight = self.embed_tokens.weight
 
     @torch.no_grad()
-    def init_weights(self):
-        """Initialise every parameter (after `to_empty()` when built on the meta device)."""
+    def init_weights(self, normal=nn.init.normal_):
+        """Initialise every parameter (after `to_empty()` when built on the meta device).
+
+        `normal(tensor, std=...)` draws the random weights, always in the same order; a
+        training script may pass one that draws each tensor whole from its own generator and
+        keeps its shard, so that the weights do not depend on how they are distributed."""
         self._tie_weights()
         std = 0.02
-        nn.init.normal_(self.embed_tokens.weight, std=std)
+        normal(self.embed_tokens.weight, std=std)
         if not self.config.tie_word_embeddings:
-            nn.init.normal_(self.lm_head.weight, std=std)
+            normal(self.lm_head.weight, std=std)
         for block in self.layers:
             for lin in (block.self_attn.q_proj, block.self_attn.k_proj, block.self_attn.v_proj,
                         block.mlp.gate_proj, block.mlp.up_proj):
-                nn.init.normal_(lin.weight, std=std)
+                normal(lin.weight, std=std)
                 if lin.bias is not None:
                     nn.init.zeros_(lin.bias)
             # Projections that write into the residual stream shrink with depth (GPT-2) so the
             # stream's variance stays put at initialisation.
             for lin in (block.self_attn.o_proj, block.mlp.down_proj):
-                nn.init.normal_(lin.weight, std=std / math.sqrt(2 * self.config.num_hidden_layers))
+                normal(lin.weight, std=std / math.sqrt(2 * self.config.num_hidden_layers))
             nn.init.ones_(block.input_layernorm.weight)
             nn.init.ones_(block.post_attention_layernorm.weight)
         nn.init.ones_(self.norm.weight)
@@ -488,22 +492,77 @@ class Transformer(nn.Module):
         model._tie_weights()
         return model.eval()
 
-    def save_pretrained(self, path, generation_config=None):
-        """Write config.json + model.safetensors in the official layout (tied: no lm_head.weight),
-        and generation_config.json when given (its ids come from the tokenizer: Tokenizer.generation_config)."""
-        from safetensors.torch import save_file
-        os.makedirs(path, exist_ok=True)
-        state = {("" if k == "lm_head.weight" else "model.") + k: v.detach().contiguous()
-                 for k, v in self.state_dict().items()
-                 if not (k == "lm_head.weight" and self.config.tie_word_embeddings)}
-        config = self.config.to_hf()
-        config["torch_dtype"] = str(self.embed_tokens.weight.dtype).removeprefix("torch.")
-        with open(os.path.join(path, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
-        save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
-        if generation_config is not None:
-            with open(os.path.join(path, "generation_config.json"), "w") as f:
-                json.dump(generation_config, f, indent=2)
+    def save_pretrained(self, path, dtype=None, generation_config=None):
+        """Write config.json and the weights in the official layout (see write_pretrained), and
+        generation_config.json when given (its ids come from the tokenizer: Tokenizer.generation_config)."""
+        write_pretrained(path, self.config, self.state_dict(), dtype or self.embed_tokens.weight.dtype,
+                         generation_config=generation_config)
+
+
+# The official multi-file downloads (7B-32B) hold at most ~5 GB per file, transformers' default.
+SHARD_BYTES = 5 * 10**9
+
+
+def write_pretrained(path, config, state, dtype, gather=lambda t: t, keep=lambda i: True, shard_bytes=None,
+                     generation_config=None):
+    """config.json (+ generation_config.json when given) and the weights in `dtype`, in the layout
+    of the official downloads: one model.safetensors up to shard_bytes, else
+    model-0000i-of-0000n.safetensors files and model.safetensors.index.json naming each tensor's
+    file. Tied: no lm_head.weight.
+
+    `state` maps our parameter names to tensors and must hold exactly the model's (a mismatch
+    is an error, not a silently incomplete checkpoint). Each tensor goes through gather() in
+    order, then is kept only by a writer with keep(file index): pretrain.py passes an all-gather
+    and one writer per file on each rank, so no rank ever holds the whole model."""
+    from safetensors.torch import save_file
+    shard_bytes = shard_bytes or SHARD_BYTES
+    with torch.device("meta"):
+        expected = Transformer(config).state_dict()
+    names = [k for k in expected if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    given = set(state) - ({"lm_head.weight"} if config.tie_word_embeddings else set())
+    if given != set(names):
+        wrong = sorted(set(names) ^ given)
+        raise ValueError(f"the weights to save do not match the config: {len(wrong)} names differ (e.g. {wrong[0]}).")
+    files, size = [[]], 0
+    for k in names:
+        nbytes = expected[k].numel() * dtype.itemsize
+        if files[-1] and size + nbytes > shard_bytes:
+            files.append([])
+            size = 0
+        files[-1].append(k)
+        size += nbytes
+    hf = lambda k: k if k == "lm_head.weight" else "model." + k
+    n = len(files)
+    fname = lambda i: "model.safetensors" if n == 1 else f"model-{i + 1:05d}-of-{n:05d}.safetensors"
+    os.makedirs(path, exist_ok=True)
+    for i, keys in enumerate(files):
+        tensors = {}
+        for k in keys:
+            t = gather(state[k].detach().to(dtype))   # every caller takes part, writer or not
+            if keep(i):
+                tensors[hf(k)] = t.to("cpu").contiguous()
+        if keep(i):
+            save_file(tensors, os.path.join(path, fname(i)), metadata={"format": "pt"})
+    if not keep(0):
+        return
+    # The writer of the first file writes the rest and removes the weights of an earlier save
+    # (a stale model.safetensors would shadow new numbered files when loading).
+    new = {fname(i) for i in range(n)} | ({"model.safetensors.index.json"} if n > 1 else set())
+    for old in os.listdir(path):
+        if old.startswith("model") and old.endswith((".safetensors", ".safetensors.index.json")) and old not in new:
+            os.remove(os.path.join(path, old))
+    if n > 1:
+        index = {"metadata": {"total_size": sum(expected[k].numel() * dtype.itemsize for k in names)},
+                 "weight_map": {hf(k): fname(i) for i, keys in enumerate(files) for k in keys}}
+        with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
+            json.dump(index, f, indent=2)
+    hf_config = config.to_hf()
+    hf_config["torch_dtype"] = str(dtype).removeprefix("torch.")
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(hf_config, f, indent=2)
+    if generation_config is not None:
+        with open(os.path.join(path, "generation_config.json"), "w") as f:
+            json.dump(generation_config, f, indent=2)
 
 
 def main():

@@ -11,21 +11,26 @@ bring only their own data and loss.
     python pretrain.py --model 32B --dry-run --world-size 64            # memory plan, no work
 
 Scale is a flag: the same loop runs a 5M-parameter model on two CPU cores and
-the 32B config sharded with FSDP2 (one `fully_shard` per transformer block, then
-the root, as torchtitan does). Data is addressed by global sample index, so a
-step sees the same samples whatever the number of ranks or accumulation steps,
-and a resumed run continues exactly where it stopped.
+the 32B config sharded with FSDP2, built as torchtitan builds its models (activation
+checkpointing, then `torch.compile`, then one `fully_shard` per transformer block and
+the root). Nothing depends on the number of ranks: the initial weights are drawn
+whole and sharded afterwards, data is addressed by global sample index (a step sees
+the same samples whatever the number of ranks or accumulation steps), the precision
+policy on GPUs is FSDP2's for one GPU as for many, and a resumed run continues
+exactly where it stopped.
 """
 import argparse
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields, replace
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -34,8 +39,10 @@ import torch.distributed as dist
 # every scale); it warns each time that no process group exists, which is intended here.
 warnings.filterwarnings("ignore", message="torch.distributed is disabled")
 
+from torch.distributed.tensor import DTensor, distribute_tensor
+
 from data_fim import Mixture, PackedDataset, prepare
-from model import ModelConfig, Transformer
+from model import ModelConfig, Transformer, write_pretrained
 from tokenizer import Tokenizer
 
 
@@ -57,7 +64,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 1337
-    dtype: str = "auto"            # auto (bf16 where the hardware has it) | bf16 | fp32
+    dtype: str = "auto"            # auto (bf16 where the hardware has it) | bf16 | fp32 (CPUs only)
     compile: bool = False
     activation_checkpointing: bool = False
     fim_rate: float = 0.5          # Bavarian et al.: up to 0.9 costs no left-to-right quality
@@ -70,13 +77,21 @@ class TrainConfig:
     resume: bool = False
     dry_run: bool = False
     world_size: int = 0            # for --dry-run: ranks to plan for (0 = current)
-    peak_tflops: float = 0.0       # for MFU on hardware not in PEAK_TFLOPS
+    peak_tflops: float = 0.0       # one device's peak, for MFU on hardware not in PEAK_TFLOPS
 
 
-# Dense bf16 peak of common accelerators (TFLOP/s), for MFU. CPUs have no meaningful
-# single figure: pass --peak-tflops to get MFU there.
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0,
-               "L4": 121.0, "4090": 165.0, "3090": 71.0, "V100": 125.0}
+# Dense (no sparsity) bf16 tensor-core peak of one device, TFLOP/s, from NVIDIA's data
+# sheets; matched as whole words in torch.cuda.get_device_name(), first match first (so
+# "L4" is not an L40S and an H100 PCIe is not an SXM H100). CPUs have no meaningful single
+# figure: pass --peak-tflops to get MFU there.
+PEAK_TFLOPS = [("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0),
+               ("A100", 312.0), ("L4", 121.0), ("RTX 4090", 165.0)]
+
+# Rank 0 alone prepares a corpus, synthesises SFT tasks or samples DPO pairs (build_once),
+# which can take hours, while the other ranks wait. They wait on a gloo group with this
+# timeout; the default group keeps its short one, so a hung collective in training still
+# fails within minutes.
+PREPARE_TIMEOUT = timedelta(hours=24)
 
 
 class Fatal(Exception):
@@ -91,32 +106,90 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     device: str = "cpu"
+    fsdp: bool = False             # parameters sharded by FSDP2 (whenever there is a process group)
+    wait_group: object = None      # the long-timeout group build_once waits on
 
     @property
     def main(self):
         return self.rank == 0
 
 
-def setup_distributed():
-    """One process, or one per rank under torchrun (NCCL on GPUs, gloo on CPUs)."""
+def setup_distributed(timeout=None):
+    """One process per rank under torchrun (NCCL on GPUs, gloo on CPUs). A plain process on a
+    GPU gets a one-rank group, so that it runs FSDP2 too: one precision policy on GPUs, whatever
+    the number of them. Only a plain process on a CPU has no group (and no FSDP2)."""
     cuda = torch.cuda.is_available()
-    if "RANK" not in os.environ:
-        return Dist(device="cuda" if cuda else "cpu")
-    rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    torchrun = "RANK" in os.environ
+    if not torchrun and not cuda:
+        return Dist()
+    if torchrun:
+        rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+        kw = {}
+    else:
+        rank, world, local = 0, 1, 0
+        kw = {"store": dist.HashStore(), "rank": 0, "world_size": 1}
+    device = f"cuda:{local}" if cuda else "cpu"
     if cuda:
         torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if cuda else "gloo")
-    return Dist(rank, world, local, f"cuda:{local}" if cuda else "cpu")
+        kw["device_id"] = torch.device(device)
+    dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout, **kw)
+    wait = dist.new_group(backend="gloo", timeout=PREPARE_TIMEOUT) if world > 1 else None
+    return Dist(rank, world, local, device, fsdp=True, wait_group=wait)
+
+
+def teardown():
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def use_bf16(cfg, device):
+    if cfg.dtype not in ("auto", "bf16", "fp32"):
+        raise Fatal(f"--dtype {cfg.dtype!r} is not one of auto, bf16, fp32.")
     if cfg.dtype == "auto":
         if device.startswith("cuda"):
-            return torch.cuda.is_bf16_supported()
+            # Not torch.cuda.is_bf16_supported(): it says yes on V100/T4, which only emulate bf16.
+            return torch.cuda.get_device_capability(device) >= (8, 0)
         return torch.backends.cpu.get_cpu_capability() in ("AVX512", "AVX512_BF16", "AMX")
-    if cfg.dtype not in ("bf16", "fp32"):
-        raise Fatal(f"--dtype {cfg.dtype!r} is not one of auto, bf16, fp32.")
     return cfg.dtype == "bf16"
+
+
+def check_gpu_training(d, bf16):
+    """Training on a GPU is bf16 on compute capability >= 8.0: the only GPUs with bf16 tensor
+    cores and PyTorch's flash attention, the one attention kernel training may use."""
+    if not d.device.startswith("cuda"):
+        return
+    major, minor = torch.cuda.get_device_capability(d.device)
+    if (major, minor) < (8, 0):
+        raise Fatal(f"{torch.cuda.get_device_name(d.device)} has compute capability {major}.{minor}: no bf16 "
+                    "tensor cores and no flash attention; train on a GPU of compute capability 8.0 or newer "
+                    "(A100, L4, RTX 30xx/40xx, H100, ...).")
+    if not bf16:
+        raise Fatal("--dtype fp32 on a GPU: flash attention runs in bf16 only; drop --dtype (auto is bf16 here).")
+
+
+def autocast_for(d, bf16):
+    """bf16 compute for a single CPU process; under FSDP2 (every GPU run) the MixedPrecisionPolicy
+    of build_model casts instead, and autocast stays off."""
+    if bf16 and not d.fsdp:
+        return torch.autocast(d.device.split(":")[0], torch.bfloat16)
+    return nullcontext()
+
+
+@contextmanager
+def fused_attention():
+    """Training attention may only use the fused kernels (flash; cuDNN on GPUs). Where neither
+    applies (a mask, a dtype or a GPU rules them out), SDPA raises instead of falling back to
+    the math kernel, whose T x T score matrix alone is 4 GiB per head at 32K tokens."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    try:
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION], set_priority=True):
+            yield
+    except RuntimeError as e:
+        if "No available kernel" not in str(e):
+            raise
+        raise Fatal("scaled_dot_product_attention has no flash or cuDNN kernel for this run (the warnings "
+                    "above say why) and training refuses the T x T math fallback; train in bf16 on a GPU "
+                    "of compute capability 8.0 or newer, or on a CPU.") from None
 
 
 def tokenizer_dir(cfg):
@@ -133,11 +206,12 @@ def steps_for(epochs, n, cfg, d):
 
 
 def build_once(path, build, d):
-    """Run build() on rank 0 when the data file `path` is missing; the other ranks wait for it."""
+    """Run build() on rank 0 when the data file `path` is missing; the other ranks wait for it
+    on the group of PREPARE_TIMEOUT (a corpus, SFT synthesis or DPO sampling can take hours)."""
     if not os.path.exists(path) and d.main:
         build()
     if d.world > 1:
-        dist.barrier()
+        dist.barrier(group=d.wait_group)
 
 
 def load_tokenizer(path):
@@ -177,7 +251,8 @@ def load_data(cfg, tok, d, level="file"):
 
 
 def model_config(cfg, tok, **overrides):
-    """The shape to train: --init's config.json, else --model (CPU sizes fitted to the tokenizer)."""
+    """The shape to train: --init's config.json (its vocabulary included), else --model with
+    exactly the tokenizer's ids as embedding rows, rounded up to a multiple of 128."""
     name = cfg.model or ("" if cfg.init else "tiny")
     try:
         named = ModelConfig.from_name(name) if name else None
@@ -194,9 +269,10 @@ def model_config(cfg, tok, **overrides):
             raise Fatal(f"--init {cfg.init} is a {mc.num_hidden_layers}-layer, hidden {mc.hidden_size} "
                         f"model, not --model {name}; drop --model or pick the matching checkpoint.")
     else:
-        mc = named
-        if name in ("tiny", "small"):   # CPU sizes: exactly the tokenizer's ids, rounded up to 64 rows
-            mc = replace(mc, vocab_size=-(-tok.n_vocab // 64) * 64)
+        # From scratch, rows the tokenizer never emits would only cost memory and FLOPs (the
+        # official 151,936 rows under a 32K tokenizer are ~107M unused parameters at 0.5B);
+        # a multiple of 128 keeps the head's matmul on tensor-core-friendly shapes.
+        mc = replace(named, vocab_size=-(-tok.n_vocab // 128) * 128)
     if mc.vocab_size < tok.n_vocab:
         raise Fatal(f"the tokenizer {cfg.tokenizer} has {tok.n_vocab} ids but the model has only "
                     f"{mc.vocab_size} embedding rows; use a matching tokenizer or model.")
@@ -204,30 +280,57 @@ def model_config(cfg, tok, **overrides):
 
 
 def build_model(cfg, mc, d, bf16):
-    """Meta device -> activation checkpointing -> compile -> FSDP2 -> real memory -> weights."""
+    """Meta device -> activation checkpointing -> compile -> FSDP2 -> real memory -> weights.
+
+    torchtitan's order (models/llama3/infra/parallelize.py): each block is wrapped for
+    checkpointing, the wrapper compiled as a module of its own, and the compiled module
+    sharded, so FSDP2's all-gathers and reduce-scatters run in hooks outside the compiled
+    graphs. The wrappers add `_checkpoint_wrapped_module.` / `_orig_mod.` to parameter names;
+    torch.distributed.checkpoint's state dicts (all this file saves and loads) drop them."""
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    check_gpu_training(d, bf16)
     with torch.device("meta"):
         model = Transformer(mc)
-    for block in model.layers:
+    for name, block in model.layers.named_children():
         if cfg.activation_checkpointing:
-            from torch.distributed._composable import checkpoint
-            checkpoint(block)          # keeps parameter names, unlike wrapper modules
+            block = checkpoint_wrapper(block, preserve_rng_state=False)   # no dropout: no RNG to replay
         if cfg.compile:
-            block.compile()
-    if d.world > 1:
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+            block = torch.compile(block)   # the blocks are alike: one graph, compiled once
+        model.layers.register_module(name, block)
+    if d.fsdp:
+        # bf16 copies of the weights for compute, fp32 weights, gradients and AdamW state, fp32
+        # gradient reduction: the policy of every GPU run, one GPU included.
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32)
         for block in model.layers:
             fully_shard(block, mp_policy=mp)
-        fully_shard(model, mp_policy=mp)   # the root: embeddings, final norm, head (tied with the embeddings)
+        # The root: embeddings, final norm and head. The head is tied to the embeddings in the
+        # small models, and the chunked loss reads lm_head.weight without calling the module, so
+        # they stay in the root's unit, which is gathered for the whole step (see dry_run).
+        fully_shard(model, mp_policy=mp)
     model.to_empty(device=d.device)
-    # On GPUs the DTensor RNG draws each shard as a slice of the full tensor; on CPU it
-    # cannot, so ranks get different seeds (one seed would repeat rows across shards).
-    cpu_sharded = d.world > 1 and not d.device.startswith("cuda")
-    torch.manual_seed(cfg.seed + (d.rank if cpu_sharded else 0))
-    model.init_weights()   # ties the head to the embeddings again after to_empty()
+    torch.manual_seed(cfg.seed)
+    model.init_weights(normal=whole_tensor_normal(cfg.seed, d.device))   # ties the head again, too
     if cfg.init:
         load_weights(model, cfg.init, d)
     return model
+
+
+def whole_tensor_normal(seed, device):
+    """init_weights' `normal`: every tensor is drawn whole, in init order, from one generator
+    seeded by --seed, and a sharded one keeps its own rows. The initial weights are then the
+    same for one process as for any number of ranks (drawing each shard on its own would not
+    be; DTensor's random ops do not run on CPU meshes at all). One whole tensor at a time is
+    the only extra memory: 3 GiB for the 32B embeddings."""
+    gen = torch.Generator(device).manual_seed(seed)
+
+    def normal(t, std):
+        full = torch.empty(t.shape, dtype=t.dtype, device=device).normal_(0.0, std, generator=gen)
+        if isinstance(t, DTensor):
+            t.to_local().copy_(distribute_tensor(full, t.device_mesh, t.placements, src_data_rank=None).to_local())
+        else:
+            t.copy_(full)
+    return normal
 
 
 def load_weights(model, path, d):
@@ -308,7 +411,7 @@ def evaluate(cfg, model, data, d, loss_fn, autocast):
         # Validation samples are a fixed set: rank r takes every world-th micro-batch.
         idx = [(i * d.world + d.rank) * cfg.batch_size + j for j in range(cfg.batch_size)]
         idx = [k % len(data) for k in idx]
-        with autocast:
+        with autocast, fused_attention():
             loss_sum, count, _ = loss_fn(model, to_device(data.get_batch(idx), d.device))
         tot, n = tot + float(loss_sum), n + float(count)
     if hasattr(model, "reshard"):
@@ -330,16 +433,15 @@ def train(cfg, model, train_data, val_data=None, loss_fn=lm_loss, d=None, tokeni
     os.makedirs(cfg.out, exist_ok=True)
     opt = make_optimizer(cfg, model)
     start = load_checkpoint(cfg, model, opt, d) if cfg.resume else 0
-    sharded = d.world > 1
-    autocast = torch.autocast(d.device.split(":")[0], torch.bfloat16) if bf16 and not sharded else nullcontext()
+    autocast = autocast_for(d, bf16)
     flops_per_token = model.config.flops_per_token(cfg.seq_len)
     peak = peak_flops(cfg, d)
     metrics_f = open_metrics(os.path.join(cfg.out, "metrics.jsonl"), start) if d.main else None
     if d.main:
+        precision = "fp32" if not bf16 else "bf16 (FSDP2 mixed precision)" if d.fsdp else "bf16 autocast"
         print(f"training {model.config.num_params() / 1e6:.1f}M parameters for {cfg.max_steps} steps "
               f"from step {start}: batch {cfg.batch_size} x {cfg.grad_accum} accumulation x {d.world} rank(s) "
-              f"of up to {cfg.seq_len} tokens on {d.device}, "
-              f"{'bf16' if bf16 else 'fp32'}")
+              f"of up to {cfg.seq_len} tokens on {d.device}{' with FSDP2' if d.fsdp else ''}, {precision}")
     model.train()
     t0 = time.perf_counter()
     for step in range(start, cfg.max_steps):
@@ -350,9 +452,11 @@ def train(cfg, model, train_data, val_data=None, loss_fn=lm_loss, d=None, tokeni
         for idx in micro_batches(cfg, d, step):
             batch = to_device(train_data.get_batch(idx), d.device)
             tokens += first_tensor(batch).numel()   # SFT/DPO batches are padded only to their longest row
-            with autocast:
-                ls, n, m = loss_fn(model, batch)
-            ls.backward()
+            # Forward and backward (with the checkpointed blocks' recomputation) on fused kernels only.
+            with fused_attention():
+                with autocast:
+                    ls, n, m = loss_fn(model, batch)
+                ls.backward()
             loss_sum, count = loss_sum + ls.detach().float(), count + float(n)
             for k, v in m.items():
                 extra[k] = extra.get(k, 0.0) + float(v)
@@ -370,8 +474,8 @@ def train(cfg, model, train_data, val_data=None, loss_fn=lm_loss, d=None, tokeni
         dt, t0 = time.perf_counter() - t0, time.perf_counter()
         loss = loss_sum / max(count, 1.0)
         rec = {"step": step + 1, "loss": loss, "lr": lr, "grad_norm": gnorm, "tokens_per_s": tokens / dt}
-        if peak:
-            rec["mfu"] = flops_per_token * rec["tokens_per_s"] / peak
+        if peak:   # tokens_per_s is global (summed over ranks): the MFU of one device
+            rec["mfu"] = mfu(flops_per_token, rec["tokens_per_s"], d.world, peak)
         if extra:
             extra = dict(zip(extra, all_sum(list(extra.values()), d).tolist()))
             rec.update({k: v / d.world / cfg.grad_accum for k, v in extra.items()})
@@ -386,7 +490,10 @@ def train(cfg, model, train_data, val_data=None, loss_fn=lm_loss, d=None, tokeni
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and not last:
             save_checkpoint(cfg, model, opt, step + 1, d)
     save_checkpoint(cfg, model, opt, cfg.max_steps, d)
-    save_final(cfg, model, d, tokenizer, final_config, chat)
+    # bf16 on GPUs, as the official downloads; fp32 on CPUs: eval.py computes in the
+    # checkpoint's dtype, and many CPUs have no fast bf16.
+    dtype = torch.bfloat16 if d.device.startswith("cuda") else torch.float32
+    save_final(cfg, model, d, tokenizer, final_config, dtype, chat)
     if metrics_f:
         metrics_f.close()
     return model
@@ -416,14 +523,23 @@ def format_log(rec, max_steps):
 
 
 def peak_flops(cfg, d):
+    """One device's peak FLOP/s: --peak-tflops, else this GPU's from PEAK_TFLOPS (0: unknown)."""
     if cfg.peak_tflops:
         return cfg.peak_tflops * 1e12
-    if d.device.startswith("cuda"):
-        name = torch.cuda.get_device_name()
-        for key, tf in PEAK_TFLOPS.items():
-            if key in name:
-                return tf * 1e12
+    return device_peak_flops(torch.cuda.get_device_name(d.device)) if d.device.startswith("cuda") else 0.0
+
+
+def device_peak_flops(name):
+    for key, tflops in PEAK_TFLOPS:
+        if re.search(rf"\b{re.escape(key)}\b", name):
+            return tflops * 1e12
     return 0.0
+
+
+def mfu(flops_per_token, tokens_per_s, world, peak):
+    """Model FLOPs utilisation of one device: the FLOP/s of all `world` ranks (tokens_per_s is
+    their sum) over the peak of all of them (PaLM, App. B)."""
+    return flops_per_token * tokens_per_s / (world * peak)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -488,24 +604,27 @@ def load_checkpoint(cfg, model, opt, d):
     return int(state["step"])
 
 
-def save_final(cfg, model, d, tokenizer=None, final_config=None, chat=False):
+def save_final(cfg, model, d, tokenizer=None, final_config=None, dtype=torch.bfloat16, chat=False):
     """The trained model in Hugging Face format in OUT/, with the tokenizer files beside it,
-    so `--init OUT`, eval.py and transformers all load it directly; chat (SFT, DPO): the
-    eos token and generation_config.json of an official instruct checkpoint, else a base one's."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-    sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    so `--init OUT`, eval.py and transformers all load it directly: in `dtype`, as one
+    model.safetensors or, past 5 GB, numbered files and model.safetensors.index.json as the
+    official 7B-32B downloads; chat (SFT, DPO): the eos token and generation_config.json of an
+    official instruct checkpoint, else a base one's.
+
+    The full model is never on one rank: tensors are gathered one at a time (every rank takes
+    part in each all-gather) and file i is kept and written by rank i % world."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+    state = get_model_state_dict(model)   # this rank's shards, under the model's own names
+    gather = lambda t: t.full_tensor() if isinstance(t, DTensor) else t
+    write_pretrained(cfg.out, final_config or model.config, state, dtype, gather=gather,
+                     keep=lambda i: i % d.world == d.rank,
+                     generation_config=tokenizer and tokenizer.generation_config(chat))
+    if d.world > 1:
+        dist.barrier()
     if d.main:
-        with torch.device("meta"):
-            out = Transformer(final_config or model.config)
-        out.load_state_dict(sd, assign=True, strict=False)
-        if out.config.tie_word_embeddings:
-            out.lm_head.weight = out.embed_tokens.weight
-        out.save_pretrained(cfg.out, tokenizer and tokenizer.generation_config(chat))
         if tokenizer is not None:
             tokenizer.save(cfg.out, chat)
         print(f"saved the model to {cfg.out}")
-    if d.world > 1:
-        dist.barrier()
 
 
 # ----------------------------------------------------------------------------- dry run
@@ -515,6 +634,8 @@ def dry_run(cfg, mc, world, bf16=True):
     with torch.device("meta"):
         model = Transformer(mc)
     n = sum(p.numel() for p in model.parameters())
+    blocks = sum(p.numel() for p in model.layers.parameters())
+    root = n - blocks                               # embeddings, final norm, untied head
     gib = lambda b: f"{b / 2**30:,.1f} GiB"
     b, t, h, L = cfg.batch_size, cfg.seq_len, mc.hidden_size, mc.num_hidden_layers
     qkv = (mc.num_attention_heads + 2 * mc.num_key_value_heads) * mc.head_dim
@@ -526,18 +647,24 @@ def dry_run(cfg, mc, world, bf16=True):
     with_ac = L * act * b * t * h + per_block      # block inputs + one block recomputed
     logits = 4 * b * min(t, 1024) * mc.vocab_size * 2   # fp32 logits of one loss chunk + grad
     state = 16 * n / world                          # fp32 weights + grads + AdamW m, v, sharded
-    block_params = n / max(L, 1)
-    working = 2 * block_params * act                # two blocks unsharded at a time (prefetch)
+    working = 2 * (blocks / max(L, 1)) * act        # two blocks unsharded at a time (prefetch)
+    # The root unit is gathered for the whole step, and its unsharded gradients (the head's
+    # come first in backward) wait for the root's reduce-scatter at the very end.
+    root_bytes = 2 * root * act
+    fixed = state + working + root_bytes + logits
+    p = "bf16" if bf16 else "fp32"
     print(f"model {cfg.model}: {n:,} parameters, {mc.flops_per_token(t) / 1e9:.2f} GFLOPs/token "
           f"at seq_len {t}")
     print(f"per rank, {world} rank(s), micro-batch {b} x {t}:")
-    print(f"  weights+grads+AdamW (fp32, sharded 1/{world})  {gib(state)}")
-    print(f"  unsharded working blocks ({'bf16' if bf16 else 'fp32'})        {gib(working)}")
-    print(f"  activations, no checkpointing              {gib(no_ac)}")
-    print(f"  activations, activation checkpointing      {gib(with_ac)}")
-    print(f"  loss chunk logits                          {gib(logits)}")
-    print(f"  total: {gib(state + working + no_ac + logits)} without, "
-          f"{gib(state + working + with_ac + logits)} with activation checkpointing")
+    for label, nbytes in ((f"weights+grads+AdamW (fp32, sharded 1/{world})", state),
+                          (f"unsharded working blocks ({p})", working),
+                          (f"unsharded root group ({p} weights+grads)", root_bytes),
+                          ("activations, no checkpointing", no_ac),
+                          ("activations, activation checkpointing", with_ac),
+                          ("loss chunk logits", logits)):
+        print(f"  {label:<44} {gib(nbytes)}")
+    print(f"  total: {gib(fixed + no_ac)} without, {gib(fixed + with_ac)} with activation checkpointing")
+    print(f"  (the root group: {root:,} parameters of embeddings, final norm and head, unsharded all step)")
     return n
 
 
@@ -568,8 +695,7 @@ def main(cfg, level="file", overrides=None, final_overrides=None):
         final = replace(mc, **final_overrides) if final_overrides else None
         return train(cfg, model, train_data, val_data, d=d, tokenizer=tok, bf16=bf16, final_config=final)
     finally:
-        if d.world > 1:
-            dist.destroy_process_group()
+        teardown()
 
 
 def add_config_args(p, cls, defaults=None):

@@ -25,7 +25,6 @@ from collections import Counter
 from dataclasses import dataclass, fields, replace
 
 import torch
-import torch.distributed as dist
 
 import pretrain
 from data_fim import fim_token_ids, read_jsonl, sample_row, syntax_span, unit_hash
@@ -234,8 +233,7 @@ def main(cfg):
                   f"{fine.max_steps} steps")
         return pretrain.train(fine, model, make(fine_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16, chat=True)
     finally:
-        if d.world > 1:
-            dist.destroy_process_group()
+        pretrain.teardown()
 
 
 # ----------------------------------------------------------------------------- chat

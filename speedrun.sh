@@ -4,7 +4,8 @@
 #
 #   bash speedrun.sh            # tiny model on a 2-core CPU, ~20 minutes, then out/report.md
 #   bash speedrun.sh --gpu      # the same commands at the 0.5B config, real context lengths,
-#                               # torchrun over every GPU of the machine (FSDP2)
+#                               # torchrun over every GPU of the machine (FSDP2), after
+#                               # bench/gpu_check.py has checked that path (< 8 min)
 #   bash speedrun.sh --smoke    # every stage for a few steps on a few packages (~2 min): the
 #                               # hand-offs between stages, as the test suite checks them
 #   OUT=runs/a bash speedrun.sh # elsewhere; rerunning skips the stages already finished
@@ -35,9 +36,12 @@ INPUT=""      # the corpus: "" = the whole standard library
 if [ "$MODE" = --gpu ]; then
   NGPU=$(python -c "import torch; print(torch.cuda.device_count())")
   RUN="torchrun --standalone --nproc_per_node $NGPU"
+  # The 0.5B shape with the tokenizer's 32,768 ids as embedding rows (pretrain.py fits a named
+  # config trained from scratch to its tokenizer); bf16 + FSDP2 on every GPU, checkpointed and
+  # compiled blocks: the path bench/gpu_check.py checks before the first stage.
   VOCAB=32768; PRE_SEQ=8192; REPO_SEQ=32768
-  PRE="--model 0.5B --batch-size 4 --grad-accum 4 --max-steps 2000 --lr 3e-4 --warmup 100 --activation-checkpointing"
-  REPO="--batch-size 1 --grad-accum 4 --max-steps 200 --activation-checkpointing"
+  PRE="--model 0.5B --batch-size 4 --grad-accum 4 --max-steps 2000 --lr 3e-4 --warmup 100 --activation-checkpointing --compile"
+  REPO="--batch-size 1 --grad-accum 4 --max-steps 200 --activation-checkpointing --compile"
   SYNTH="--limit 5000"
   SFT="--seq-len 2048 --batch-size 8 --lr 5e-5 --warmup 20 --epochs 3"
   PAIRS=""
@@ -72,6 +76,13 @@ fi
 
 stage() { printf '\n=== %s   (%s)\n' "$1" "$(date +%H:%M:%S)"; }
 done_in() { [ -f "$1" ] && echo "    done already: $1" ; }
+
+# 0. On GPUs, first the GPU path itself (< 8 min): flash attention, FSDP2 + AC + compile at 0.5B,
+#    the same losses on one GPU as on all, generation; its figures go to bench/RESULTS.md.
+if [ "$MODE" = --gpu ]; then
+  stage "gpu check: the scale-out path on this machine"
+  done_in "$OUT/gpu_check.passed" || { python bench/gpu_check.py; mkdir -p "$OUT"; touch "$OUT/gpu_check.passed"; }
+fi
 
 # 1. Tokenizer (report §2, Table 2): byte-level BPE with the FIM and repository tokens.
 stage "tokenizer: BPE on the standard library"

@@ -1,19 +1,22 @@
 """Both pretraining stages: learning, checkpoints that transformers loads, FSDP2 under
-torchrun, exact resume, kill-safe saves, stage 2's RoPE/YaRN settings, the dry run, and
-one-sentence errors."""
+torchrun (the same initial weights and losses for any number of ranks; checkpointing and
+compile in torchtitan's order; a sharded final save), exact resume, kill-safe saves, stage 2's
+RoPE/YaRN settings, MFU, the GPU precision rules, the dry run, and one-sentence errors."""
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 import torch
 
 import pretrain
 import repo_pretrain
-from model import ModelConfig, Transformer
+from model import ModelConfig, Transformer, write_pretrained
 from pretrain import Fatal, TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,6 +94,236 @@ def test_fsdp_matches_single_process(stage1, tok_dir, file_data, tmp_path):
         a = Transformer.from_pretrained(str(tmp_path / "fsdp"))(x)
         b = Transformer.from_pretrained(str(tmp_path / "one"))(x)
     assert (a - b).abs().max() < 1e-3
+
+
+def test_from_scratch_same_losses_for_any_world_size(tok_dir, file_data, tmp_path):
+    """No --init: one process and 2 FSDP2 ranks draw the same initial weights, so the same
+    per-step losses; the logged MFU divides the global rate by every rank's peak."""
+    common = ["--tokenizer", tok_dir, "--data", file_data, "--max-steps", "3", "--seq-len", "64", "--dtype",
+              "fp32", "--save-every", "0", "--lr", "3e-3", "--warmup", "1", "--peak-tflops", "0.001"]
+    run_cli(common + ["--out", str(tmp_path / "one"), "--batch-size", "4"])
+    run_cli(common + ["--out", str(tmp_path / "two"), "--batch-size", "2"], nproc=2)
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == len(two) == 3 and one[2] != one[0]
+    assert max(abs(a - b) for a, b in zip(one, two)) <= 1e-4, (one, two)
+    with open(tmp_path / "two" / "metrics.jsonl") as f:
+        rec = json.loads(f.readline())
+    fpt = Transformer.from_pretrained(str(tmp_path / "two")).config.flops_per_token(64)
+    assert rec["mfu"] == pytest.approx(fpt * rec["tokens_per_s"] / (2 * 1e9))
+
+
+COMBOS = """
+import json, os, sys
+from dataclasses import replace
+ROOT, tok_dir, data, out = sys.argv[1:5]
+sys.path.insert(0, ROOT)
+import torch
+import safetensors.torch as st
+import model as model_py
+import pretrain
+written, real_save = [], st.save_file
+def save_file(tensors, filename, metadata=None):   # which rank writes which file
+    written.append(os.path.basename(filename))
+    real_save(tensors, filename, metadata=metadata)
+st.save_file = save_file
+model_py.SHARD_BYTES = 2_000_000   # several files, even for the tiny test model
+d = pretrain.setup_distributed()
+tok = pretrain.load_tokenizer(tok_dir)
+base = pretrain.TrainConfig(tokenizer=tok_dir, data=data, max_steps=3, batch_size=2, seq_len=64, lr=3e-3,
+                            warmup=1, dtype="fp32", eval_every=1000, eval_batches=1, log_every=1000, save_every=0)
+train_data, val_data = pretrain.load_data(base, tok, d)
+mc = pretrain.model_config(base, tok)
+x = torch.randint(0, tok.n_vocab, (2, 32), generator=torch.Generator().manual_seed(0))
+for name in ("plain", "ac", "compile", "ac_compile"):
+    cfg = replace(base, out=os.path.join(out, name), activation_checkpointing="ac" in name, compile="compile" in name)
+    written.clear()
+    model = pretrain.build_model(cfg, mc, d, bf16=False)
+    pretrain.train(cfg, model, train_data, val_data, d=d, tokenizer=tok)
+    with torch.no_grad():
+        logits = model(x)
+    model.reshard()
+    with open(os.path.join(cfg.out, f"written_{d.rank}.json"), "w") as f:
+        json.dump(written, f)
+    if d.main:
+        torch.save(logits, os.path.join(cfg.out, "logits.pt"))
+pretrain.teardown()
+"""
+
+
+@pytest.fixture(scope="module")
+def combos(tok_dir, file_data, tmp_path_factory):
+    """Two gloo ranks from scratch, plain and with activation checkpointing, compile, both."""
+    out = tmp_path_factory.mktemp("combos")
+    (out / "combos.py").write_text(COMBOS)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        str(out / "combos.py"), ROOT, tok_dir, file_data, str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    return out
+
+
+def test_checkpointing_and_compile_under_fsdp_match_plain(combos):
+    """torchtitan's order, AC -> compile -> fully_shard: checkpointing recomputes the same
+    numbers (exactly), compiled kernels round differently (1e-4)."""
+    plain = losses(combos / "plain")
+    assert len(plain) == 3 and plain[2] != plain[0]
+    assert losses(combos / "ac") == plain
+    for name in ("compile", "ac_compile"):
+        assert max(abs(a - b) for a, b in zip(losses(combos / name), plain)) <= 1e-4, name
+
+
+def test_final_save_is_sharded_across_ranks(combos, tok):
+    """Each file of the final save is written by one rank (rank i % 2 keeps file i), with the
+    index of the official multi-file downloads, strict keys, and the trained weights."""
+    from transformers import Qwen2ForCausalLM
+    out = combos / "ac_compile"   # the wrappers' _orig_mod / _checkpoint_wrapped_module never reach the files
+    files = sorted(p.name for p in out.glob("model-*-of-*.safetensors"))
+    assert len(files) > 2 and not (out / "model.safetensors").exists()
+    by_rank = [json.loads((out / f"written_{r}.json").read_text()) for r in (0, 1)]
+    assert sorted(by_rank[0] + by_rank[1]) == files
+    assert by_rank[0] == files[0::2] and by_rank[1] == files[1::2]
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    assert sorted(set(index["weight_map"].values())) == files
+    model = Transformer.from_pretrained(str(out))   # strict: every tensor, no other
+    assert index["metadata"]["total_size"] == 4 * sum(p.numel() for p in model.parameters())
+    assert set(index["weight_map"]) == {"model." + k for k in model.state_dict() if k != "lm_head.weight"}
+    x = torch.randint(0, tok.n_vocab, (2, 32), generator=torch.Generator().manual_seed(0))
+    trained = torch.load(out / "logits.pt")
+    with torch.no_grad():
+        assert (model(x) - trained).abs().max() <= 1e-5
+        theirs = Qwen2ForCausalLM.from_pretrained(str(out), torch_dtype=torch.float32)(x).logits
+    assert (theirs - trained).abs().max() <= 1e-4
+
+
+def test_write_pretrained_layouts_and_strict_keys(tmp_path):
+    cfg = ModelConfig.from_name("tiny", vocab_size=256, num_hidden_layers=2, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    m = Transformer(cfg)
+    m.init_weights()
+    state = m.state_dict()
+    write_pretrained(str(tmp_path), cfg, state, torch.bfloat16, shard_bytes=1_000_000)
+    files = sorted(p.name for p in tmp_path.glob("model-*.safetensors"))
+    assert len(files) > 1 and files[-1].endswith(f"-of-{len(files):05d}.safetensors")
+    assert json.loads((tmp_path / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    again = Transformer.from_pretrained(str(tmp_path))
+    assert again.lm_head.weight.dtype == torch.bfloat16
+    assert torch.equal(again.lm_head.weight, m.lm_head.weight.to(torch.bfloat16))
+    # Saved again in one file: the numbered files of the earlier save are gone.
+    write_pretrained(str(tmp_path), cfg, state, torch.float32)
+    assert sorted(p.name for p in tmp_path.glob("model*")) == ["model.safetensors"]
+    assert torch.equal(Transformer.from_pretrained(str(tmp_path)).lm_head.weight, m.lm_head.weight)
+    with pytest.raises(ValueError, match="do not match the config"):
+        write_pretrained(str(tmp_path), cfg, {k: v for k, v in state.items() if k != "lm_head.weight"}, torch.float32)
+    with pytest.raises(ValueError, match="do not match the config"):
+        write_pretrained(str(tmp_path), cfg, {**state, "layers.2.mlp.up_proj.weight": state["norm.weight"]},
+                         torch.float32)
+
+
+PREPARE = """
+import os, sys, time
+from datetime import timedelta
+sys.path.insert(0, sys.argv[1])
+import pretrain
+path = sys.argv[2]
+d = pretrain.setup_distributed(timeout=timedelta(seconds=3))
+def build():   # longer than the default group's timeout
+    time.sleep(8)
+    with open(path, "w") as f:
+        f.write("data")
+pretrain.build_once(path, build, d)
+assert os.path.exists(path)
+total = pretrain.all_sum(1.0, d)   # the default group is still usable
+print(f"rank {d.rank} waited and sees {total.item():.0f} ranks")
+pretrain.teardown()
+"""
+
+
+def test_ranks_outwait_rank0_preparation(tmp_path):
+    """Rank 0 builds data for longer than the process group's timeout (3 s here, 10 minutes
+    by default); the other rank waits it out on the long-timeout group."""
+    (tmp_path / "prepare.py").write_text(PREPARE)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                        str(tmp_path / "prepare.py"), ROOT, str(tmp_path / "built")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    assert r.stdout.count("waited and sees 2 ranks") == 2
+
+
+def test_mfu_is_per_device():
+    # 2 ranks at 1,000 tokens/s in all, 1e9 FLOPs per token, 1 TFLOP/s each: 2e12 FLOP/s of 2e12.
+    assert pretrain.mfu(1e9, 1000.0, 1, 1e12) == pytest.approx(1.0)
+    assert pretrain.mfu(1e9, 1000.0, 2, 1e12) == pytest.approx(0.5)
+    assert pretrain.mfu(2e9, 3000.0, 8, 1e12) == pytest.approx(0.75)
+    names = {"NVIDIA H100 80GB HBM3": 989, "NVIDIA H100 PCIe": 756, "NVIDIA H200": 989, "NVIDIA A100-SXM4-80GB": 312,
+             "NVIDIA A100 80GB PCIe": 312, "NVIDIA L4": 121, "NVIDIA GeForce RTX 4090": 165, "NVIDIA L40S": 0,
+             "Tesla V100-SXM2-16GB": 0}
+    for name, tflops in names.items():
+        assert pretrain.device_peak_flops(name) == tflops * 1e12, name
+
+
+def test_named_configs_from_scratch_fit_the_tokenizer(tok, tmp_path):
+    """--model 0.5B from scratch gets the tokenizer's ids rounded up to 128 rows, not the
+    official 151,936; a loaded checkpoint keeps its own."""
+    from conftest import SMALL_CORPUS
+    from tokenizer import Tokenizer
+    texts = [open(os.path.join(SMALL_CORPUS[0], "decoder.py"), encoding="utf-8").read()]
+    odd = Tokenizer.train(texts, 300, verbose=False)
+    for name, rows in (("0.5B", 384), ("7B", 384), ("tiny", 384)):
+        mc = pretrain.model_config(TrainConfig(model=name), odd)
+        assert mc.vocab_size == rows and mc.hidden_size == ModelConfig.from_name(name).hidden_size
+    assert pretrain.model_config(TrainConfig(model="0.5B"), tok).vocab_size == 1024
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text(json.dumps(ModelConfig.from_name("tiny", vocab_size=1280).to_hf()))
+    assert pretrain.model_config(TrainConfig(init=str(ckpt)), tok).vocab_size == 1280
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")   # torch's own reasons for refusing flash
+def test_training_attention_never_falls_back_to_math(stage1, tok_dir, file_data, tmp_path, monkeypatch):
+    """Inputs no fused kernel takes (dropout here; a mask, fp32 on a GPU or an old GPU there)
+    make training stop with one sentence instead of building the T x T matrix."""
+    import torch.nn.functional as F
+    real = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **kw: real(*a, **kw, dropout_p=0.5))
+    cfg = small(tok_dir, file_data, tmp_path, init=stage1, max_steps=1)
+    tok = pretrain.load_tokenizer(tok_dir)
+    train, _ = pretrain.load_data(cfg, tok, pretrain.Dist())
+    model = pretrain.build_model(cfg, pretrain.model_config(cfg, tok), pretrain.Dist(), bf16=False)
+    x = torch.randint(0, 1024, (1, 16))
+    model(x, targets=x).backward()   # outside training the math kernel is allowed ...
+    with pytest.raises(Fatal, match="no flash or cuDNN kernel"):
+        pretrain.train(cfg, model, train, None, tokenizer=tok)   # ... in a training step it is not
+
+
+def test_gpu_training_is_bf16_on_ampere_or_newer(monkeypatch):
+    """Checked with a faked GPU: bf16 only from compute capability 8.0 (V100/T4 'support' bf16
+    by emulation), and a GPU never trains in fp32 (no flash kernel for it)."""
+    d = pretrain.Dist(device="cuda:0", fsdp=True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla V100-SXM2-16GB")
+    for cap, auto in (((7, 0), False), ((7, 5), False), ((8, 0), True), ((9, 0), True)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, cap=cap: cap)
+        assert pretrain.use_bf16(TrainConfig(), d.device) is auto
+        if auto:
+            pretrain.check_gpu_training(d, True)
+            with pytest.raises(Fatal, match="--dtype fp32 on a GPU"):
+                pretrain.check_gpu_training(d, False)
+        else:
+            with pytest.raises(Fatal, match=rf"compute capability {cap[0]}\.{cap[1]}"):
+                pretrain.check_gpu_training(d, True)
+    assert pretrain.use_bf16(TrainConfig(dtype="fp32"), "cuda:0") is False
+    # Autocast only for a single CPU process: FSDP2's policy casts everywhere else.
+    assert isinstance(pretrain.autocast_for(d, True), type(pretrain.nullcontext()))
+    assert isinstance(pretrain.autocast_for(pretrain.Dist(), True), torch.autocast)
+
+
+def test_gpu_check_runs_its_cpu_mode():
+    """bench/gpu_check.py's code paths (FSDP2 on 2 ranks and on 1, AC, compile, the profiled
+    kernel check, the sharded save, generation) at tiny size on CPUs: the GPU figures need a GPU."""
+    r = subprocess.run([sys.executable, "bench/gpu_check.py", "--cpu", "--steps", "4"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "attention kernels in a training step: aten::_scaled_dot_product_flash_attention_for_cpu" in r.stdout
+    assert "stops training" in r.stdout and "1 vs 2 ranks" in r.stdout and r.stdout.rstrip().endswith("PASSED")
 
 
 class Crash(Exception):
@@ -204,7 +437,14 @@ def test_dry_run_32b_prints_exact_count():
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert "32,763,876,352 parameters" in r.stdout
-    assert "activation checkpointing" in r.stdout
+    # The root FSDP unit stays gathered: embeddings and head (152,064 x 5,120 each) + final norm.
+    assert "root group: 1,557,140,480 parameters" in r.stdout
+    gib = {k: float(v.replace(",", "")) for k, v in re.findall(r"^  (.+?)\s+([\d,.]+) GiB$", r.stdout, re.M)}
+    assert gib["unsharded root group (bf16 weights+grads)"] == pytest.approx(2 * 1_557_140_480 * 2 / 2**30, abs=0.05)
+    with_ac = float(re.search(r"without, ([\d,.]+) GiB with", r.stdout).group(1).replace(",", ""))
+    parts = [v for k, v in gib.items() if k != "activations, no checkpointing"]
+    assert len(parts) == 5
+    assert with_ac == pytest.approx(sum(parts), abs=0.3)
 
 
 def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path):
