@@ -291,7 +291,7 @@ def test_saved_chat_model_stops_at_im_end_in_transformers(tmp_path):
         w = model.embed_tokens.weight
         w[[free[k], im_end]] = w[[im_end, free[k]]]
     assert model.generate(ids, 12)[0, ids.shape[1] + k].item() == im_end
-    model.save_pretrained(tmp_path, tok.generation_config(chat=True))
+    model.save_pretrained(tmp_path, generation_config=tok.generation_config(chat=True))
     tok.save(tmp_path, chat=True)
     hf = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     assert hf.generation_config.eos_token_id == [im_end, tok.eot_id] and hf.generation_config.top_k == 20
