@@ -21,18 +21,23 @@ math numbers come from the harness of the public QwenLM/Qwen2.5-Math repository,
 Where this differs from the official run, and why:
   * LaTeX parsing. grader.py symbolic_equal tries sympy's parse_latex, then sympy's parse_expr,
     then latex2sympy2 (a separate ANTLR grammar that needs an older ANTLR runtime than sympy's).
-    Here only the first two: a string that neither parses (\\begin{pmatrix}..., intervals such
-    as [2,5), \\text{...}) stays a string, so such a pair is equal only through the string,
-    number, tuple and matrix tests that come before, which is where those forms are usually
-    decided. sympy is the version torch needs (>= 1.13) with the ANTLR runtime 4.11 its parser
-    needs; the official pins sympy 1.12.
-  * parse_expr evaluates Python. The official grader lets it see every builtin, so a model
-    could run code by answering `\\boxed{__import__('os')...}`. Here it gets sympy's
-    mathematical names and the pure builtins only, and never a string with quotes, double
-    underscores or attribute access; grading runs in a worker process with a memory limit.
+    Here only the first two, so the verdicts differ exactly on the pairs that (1) every test
+    before sympy rejects (strings, numbers, tuples/intervals, pmatrix cell by cell, equations),
+    (2) have a side neither sympy parser reads but latex2sympy2 does (chiefly a matrix inside a
+    larger expression, 2\\begin{pmatrix}1\\\\2\\end{pmatrix}, or a LaTeX command sympy's grammar
+    lacks), and (3) latex2sympy2's reading makes equal: the official says equal, this says not.
+    Also, sympy is the version torch needs (>= 1.13, with the ANTLR 4.11 runtime its LaTeX
+    parser needs); the official pins sympy 1.12, whose simplify may settle a rare pair otherwise.
+  * parse_expr evaluates Python. The official grader lets it see every builtin, and hands an
+    answer no parser read to sympify (through N() and equals()), which does the same, so a
+    model could run code by answering `\\boxed{__import__('os')...}`. Here parse_expr gets
+    sympy's mathematical names and pure builtins only, never a string with quotes, double
+    underscores or attribute access, and unread answers are compared as text only (sympify
+    would fail on them as parse_expr did); grading runs in a worker process with a memory limit.
     Real answers never use those, so verdicts do not change.
-  * Few-shot count. The public scripts pass --num_shots per run; the Qwen2.5-Coder report does
-    not say how many. 4 by default (GSM8K and MATH, as Qwen's base-model tables do), --shots N.
+  * Few-shot count. The public scripts take it per run (--num_shots) and the Qwen2.5-Coder
+    report does not give it: 4 by default for both, the base-model setting of Qwen's general
+    reports as far as we know; --shots N (at most 8 for GSM8K, 5 for MATH).
 
     python eval.py math --dataset math --problems test.jsonl --model DIR --instruct
     python eval.py math --dataset gsm8k --problems test.jsonl --samples s.jsonl   # score only
@@ -178,7 +183,7 @@ def _braced(text):
 
 def extract_answer(text):
     """parser.py extract_answer for GSM8K and MATH, normalised by strip_string."""
-    text = text.replace("\u043a\u0438", "")  # a step marker some of Qwen's reward data carries
+    text = text.replace("\u043a\u0438", "")  # "ки", the step tag of Math-Shepherd's reward data
     if "final answer is $" in text and "$. I hope" in text:  # Minerva's format
         pred = text.split("final answer is $", 1)[1].split("$. I hope", 1)[0].strip()
     elif "boxed" in text:
@@ -220,7 +225,7 @@ def choice_answer_clean(text, triggers=True):
 
 def prediction(completion, gold):
     """What math_eval.py judges: the completion's answer (parser.py run_execute strips it once more),
-    re-read as a letter when the gold is one (a MATH answer like \\text{(C)})."""
+    re-read as a letter when the gold is one (a MATH gold such as \\text{C})."""
     pred = strip_string(extract_answer(completion))
     if gold in ("A", "B", "C", "D", "E") and pred not in ("A", "B", "C", "D", "E"):
         return choice_answer_clean(completion)
@@ -545,9 +550,12 @@ class Grader:
         if (pred, gold) not in self.cache:
             if self.proc is None or self.proc.poll() is not None:
                 self._start()
-            self.proc.stdin.write((json.dumps([pred, gold]) + "\n").encode())
-            self.proc.stdin.flush()
-            answer = self._read(self.timeout)
+            try:
+                self.proc.stdin.write((json.dumps([pred, gold]) + "\n").encode())
+                self.proc.stdin.flush()
+                answer = self._read(self.timeout)
+            except BrokenPipeError:
+                answer = None
             if answer not in ("0", "1"):  # over time, or the worker died (out of memory)
                 self.close()
             self.cache[pred, gold] = answer == "1"

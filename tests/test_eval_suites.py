@@ -396,6 +396,14 @@ def test_math_sympy_never_runs_an_answer():
     assert not em._symbolic_equal("__import__('sympy').Rational(1,2)", "\\frac{1}{2}")  # N() would sympify it
 
 
+def test_math_grader_without_its_dependencies_says_what_to_install(tmp_path, monkeypatch):
+    worker = tmp_path / "worker.py"  # a worker whose sympy cannot parse LaTeX (no ANTLR 4.11 runtime)
+    worker.write_text("print('ImportError: LaTeX parsing requires the antlr4 Python package')\n")
+    monkeypatch.setattr(em, "__file__", str(worker))
+    with pytest.raises(ValueError, match=r"antlr4.*pip install -r requirements.txt"):
+        em.Grader().equal("1", "1")
+
+
 def test_math_answer_extraction():
     assert em.extract_answer("so $x = \\boxed{\\dfrac{\\sqrt{3}}{2}}$.") == "\\frac{\\sqrt{3}}{2}"
     assert em.extract_answer("first \\boxed{1}, then \\boxed{\\{1, \\{2\\}\\}}") == "{1,{2}}"  # the last, nested
@@ -459,3 +467,10 @@ def test_generation_path_writes_samples_and_scores_them(tmp_path, capsys, tok_di
     assert set(headline) == {"pass@1"}
     with open(tmp_path / "c.samples.jsonl") as f:
         assert [json.loads(line)["task_id"] for line in f] == ["sample_0"]
+    gsm = write_jsonl(tmp_path / "gsm8k.jsonl", GSM8K)  # the few-shot base prompt, generated and judged
+    code, out, err = cli(capsys, "math", "--model", tmp_path / "tiny", "--problems", gsm, "--limit", 1, "--shots", 2,
+                         "--max-new-tokens", 4, "--out", tmp_path / "g.json")
+    assert code == 0, err
+    assert set(json.loads(out.strip().splitlines()[-1])) == {"pass@1"}
+    with open(tmp_path / "g.samples.jsonl") as f:
+        assert [json.loads(line)["task_id"] for line in f] == ["0"]
