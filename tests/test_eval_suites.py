@@ -195,6 +195,18 @@ COMPLETIONS = {  # correct, wrong, hostile (a fake pass: exit 0 before the tests
 }
 
 
+def have_toolchain(language, instruct=False):
+    """Whether this machine runs MultiPL-E's LANGUAGE programs (javatuples for Java, boost's headers
+    for instruct C++: what .ci/run and speedrun.sh install with apt). Where it does not, as on a
+    fresh machine, the command's one-sentence error naming the package is what gets checked."""
+    try:
+        es.check_toolchain(language, instruct)
+        return True
+    except ValueError as e:
+        assert "apt-get install" in str(e), e
+        return False
+
+
 @pytest.mark.parametrize("language", ["cpp", "java", "js"])
 def test_multiple_scores_programs_in_the_sandbox(tmp_path, capsys, language):
     problems = write_jsonl(tmp_path / f"humaneval-{language}.jsonl", [MULTIPLE[language]])
@@ -202,6 +214,9 @@ def test_multiple_scores_programs_in_the_sandbox(tmp_path, capsys, language):
                                                  for c in COMPLETIONS[language]])
     code, out, err = cli(capsys, "multipl-e", "--language", language, "--problems", problems, "--samples", samples,
                          "--out", tmp_path / "m.json")
+    if not have_toolchain(language):
+        assert code == 1 and "apt-get install" in err
+        return
     assert code == 0, err
     assert [r["passed"] for r in results(samples)] == [True, False, False]
 
@@ -220,7 +235,9 @@ def test_multiple_instruct_reply_becomes_a_program():
              "        return string.length();\n    }\n    public static void main(String[] args) {\n    }\n}\n```")
     problem = {**MULTIPLE["java"], "test": MULTIPLE["java"]["tests"]}
     program = es.multiple_program(problem, es.multiple_extract(reply, problem, "java"), "java", instruct=True)
-    assert es.sandbox.run(program, "java").status == "passed"
+    assert es.sandbox.run(program, "java").status == ("passed" if have_toolchain("java") else "failed")
+    if not have_toolchain("cpp", instruct=True):
+        return
     cpp = {**MULTIPLE["cpp"], "test": MULTIPLE["cpp"]["tests"]}
     code = es.multiple_extract("```cpp\nlong string_length(std::string s) {\n    return s.size();\n}\n"
                                "int main() {\n}\n```", cpp, "cpp")
@@ -236,7 +253,8 @@ def test_humaneval_translates_as_multiple(language):
     wrong = {"cpp": "    return x - y;", "java": "    return x - y;", "js": "  return x - y;\n}"}[language]
     samples = [{"task_id": p["task_id"], "completion": c} for c in (body, wrong)]
     verdicts = es.score_multiple(problems, samples, language)
-    assert verdicts[0] == "passed" and verdicts[1] != "passed"
+    assert verdicts[0] == "passed" or not have_toolchain(language)  # without javatuples Java cannot compile
+    assert verdicts[1] != "passed"
 
 
 # ----------------------------------------------------------------------------- SQL
