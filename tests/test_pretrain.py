@@ -63,6 +63,106 @@ def test_checkpoint_loads_in_transformers(stage1, tok):
     assert os.path.exists(os.path.join(stage1, "vocab.json"))
 
 
+# ----------------------------------------------------------------------------- the optimizer step
+
+def test_lr_schedule_at_chosen_steps():
+    """Linear warmup to the peak, cosine decay to lr * min_lr_ratio, held there after max_steps."""
+    cfg = TrainConfig(lr=2.0, warmup=10, max_steps=110, min_lr_ratio=0.1)
+    # step: 2 x the value written out by hand (0.1 + 0.9 * (1 + cos(pi t)) / 2 after warmup)
+    want = {0: 0.1, 4: 0.5, 9: 1.0, 10: 1.0, 35: 0.868198052, 60: 0.55, 85: 0.231801948, 110: 0.1, 500: 0.1}
+    assert {s: pretrain.lr_at(cfg, s) / 2 for s in want} == pytest.approx(want, abs=1e-9)
+    # No warmup: the peak at step 0; no floor: down to 0.
+    cfg = TrainConfig(lr=1.0, warmup=0, max_steps=4, min_lr_ratio=0.0)
+    assert [pretrain.lr_at(cfg, s) for s in range(6)] == pytest.approx(
+        [1.0, 0.853553391, 0.5, 0.146446609, 0.0, 0.0], abs=1e-9)
+
+
+def is_norm_or_bias(name):
+    return name.endswith(".bias") or "norm" in name
+
+
+def test_weight_decay_on_matrices_not_on_norms_and_biases():
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                    num_attention_heads=2, num_key_value_heads=1, head_dim=16))
+    opt = pretrain.make_optimizer(TrainConfig(lr=0.25, weight_decay=0.3), model)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] == 0.3 for p in g["params"]}
+    plain = {id(p) for g in opt.param_groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    names = dict(model.named_parameters())
+    assert {n for n, p in names.items() if id(p) in plain} == {n for n in names if is_norm_or_bias(n)}
+    assert {n for n, p in names.items() if id(p) in decayed} == {n for n in names if not is_norm_or_bias(n)}
+    assert any(n.endswith(".bias") for n in names) and any("norm" in n for n in names)
+    # The optimizer of nanoGPT and the Qwen recipes: AdamW, betas (0.9, 0.95), eps 1e-8.
+    assert isinstance(opt, torch.optim.AdamW)
+    assert opt.defaults["betas"] == (0.9, 0.95) and opt.defaults["eps"] == 1e-8 and opt.defaults["lr"] == 0.25
+
+
+class RandomRows:
+    """In-memory training data: sample g is a fixed random row, its first 3 targets ignored."""
+
+    def __init__(self, vocab, seq_len):
+        self.vocab, self.seq_len = vocab, seq_len
+
+    def __len__(self):
+        return 1000
+
+    def get_batch(self, indices):
+        rows = torch.stack([torch.randint(0, self.vocab, (self.seq_len + 1,), generator=torch.Generator().manual_seed(g))
+                            for g in indices])
+        y = rows[:, 1:].clone()
+        y[:, :3] = -100
+        return rows[:, :-1], y
+
+
+# lr 1e-2, 4 steps, min_lr_ratio 0.1, by hand: warmup 2 -> 1/2, 1, then cosine from t = 0 (peak) and t = 1/2;
+# warmup 0 -> cosine at t = 0, 1/4, 1/2, 3/4.
+HAND_LRS = {2: [5e-3, 1e-2, 1e-2, 5.5e-3], 0: [1e-2, 8.68198052e-3, 5.5e-3, 2.31801948e-3]}
+
+
+@pytest.mark.parametrize("grad_clip,warmup", [(1e-9, 2), (1e3, 0)])
+def test_train_steps_equal_clipped_adamw_written_out(tmp_path, grad_clip, warmup):
+    """train()'s update, step by step, equals one written here with torch's own pieces: the
+    summed loss over the global batch divided by its target count, the gradient clipped to
+    grad_clip, AdamW with decay on everything but norms and biases, the hand-computed lr.
+    A tiny clip leaves almost nothing of the update but the weight decay: skipping the clip,
+    or decaying the norms, moves the weights far from the reference."""
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                    num_attention_heads=2, num_key_value_heads=1, head_dim=16))
+    model.init_weights()
+    ref = Transformer(model.config)
+    ref.load_state_dict(model.state_dict())
+    data = RandomRows(64, 16)
+    cfg = TrainConfig(out=str(tmp_path), max_steps=4, batch_size=2, grad_accum=2, seq_len=16, lr=1e-2,
+                      warmup=warmup, min_lr_ratio=0.1, weight_decay=0.5, grad_clip=grad_clip, save_every=0,
+                      log_every=1000, eval_every=1000)
+    pretrain.train(cfg, model, data, d=pretrain.Dist())
+    with open(tmp_path / "metrics.jsonl") as f:
+        recs = [json.loads(line) for line in f]
+
+    named = list(ref.named_parameters())
+    opt = torch.optim.AdamW([{"params": [p for n, p in named if not is_norm_or_bias(n)], "weight_decay": 0.5},
+                             {"params": [p for n, p in named if is_norm_or_bias(n)], "weight_decay": 0.0}],
+                            betas=(0.9, 0.95), eps=1e-8)
+    norms = []
+    for step, lr in enumerate(HAND_LRS[warmup]):
+        x, y = data.get_batch(range(4 * step, 4 * step + 4))   # the step's global batch, in one piece
+        ref(x, targets=y, reduction="sum").backward()
+        for p in ref.parameters():
+            p.grad /= (y != -100).sum()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(ref.parameters(), grad_clip)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        opt.zero_grad()
+    assert [r["lr"] for r in recs] == pytest.approx(HAND_LRS[warmup], rel=1e-8)
+    assert [r["grad_norm"] for r in recs] == pytest.approx(norms, rel=1e-4)
+    assert min(norms) > 10 * grad_clip or max(norms) < grad_clip / 10   # clipped every step, or never
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        if "k_proj.bias" not in name:   # its gradient is 0 up to rounding (softmax ignores it): AdamW's sign noise
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def run_cli(args, nproc=1):
     cmd = [sys.executable, "pretrain.py"] if nproc == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "pretrain.py"]
