@@ -159,14 +159,45 @@ def test_loss_fn_against_stored_reference_logps(tiny, loss_type, at_reference):
     batch = data.get_batch([0, 1, 2])
     with torch.no_grad():
         loss, n, metrics = dpo.make_loss_fn(0.1, 0.0, loss_type)(model, batch)
-        _, counts = dpo.response_logps(model, batch["x"], batch["y"])
     # The policy is still the reference: ln 2 / (0 - 1/(2 beta))^2 / relu(1 - 0) per pair, no reward.
     assert n == 3 and loss.item() / n == pytest.approx(at_reference, rel=1e-5)
     assert all(abs(float(metrics[f"rewards/{k}"])) < 1e-5 for k in ("chosen", "rejected", "margins"))
-    if loss_type == "ipo":   # IPO compares per-token averages: the reference is divided the same way
-        lengths = counts.view(2, 3).T.float()
-        scaled = dpo.dpo_loss(*(batch["ref"] / lengths).T, *(batch["ref"] / lengths).T, loss_type="ipo")[0]
-        assert scaled.tolist() == pytest.approx([25.0] * 3)
+
+
+@pytest.mark.parametrize("loss_type", dpo.LOSS_TYPES)
+def test_loss_fn_with_a_reference_that_differs_from_the_policy(tiny, loss_type):
+    """The reference log-probs are the policy's minus known offsets, so every pair has its own
+    margin. Sigmoid and hinge compare summed log-probs (DPO Eq. 7, SLiC); IPO compares per-token
+    averages, the policy's and the reference's both divided by the reply's length (Azar et al.
+    2023 as implemented in TRL's DPOTrainer: `all_logps / loss_mask.sum(-1)` for loss_type ipo)."""
+    tok, model, _ = tiny
+    records = [{"prompt": f"Write `f{i}`.", "chosen": dpo.fence(FUNCS[i]), "rejected": dpo.fence(FUNCS[i][:-9])}
+               for i in range(3)]
+    data = dpo.PairDataset(dpo.prepare_pairs(records, tok, 1024, 0.0)[0], tok)
+    batch = data.collate([0, 1, 2])
+    with torch.no_grad():
+        logps, counts = dpo.response_logps(model, batch["x"], batch["y"])
+    logps, counts = logps.double(), counts.double()
+    d_chosen, d_rejected = [3.0, -2.0, 6.0], [-4.0, 1.0, 0.5]   # policy minus reference, summed over the reply
+    data.ref = torch.stack([logps[:3] - torch.tensor(d_chosen, dtype=torch.float64),
+                            logps[3:] - torch.tensor(d_rejected, dtype=torch.float64)], 1).float()
+    with torch.no_grad():
+        loss, n, metrics = dpo.make_loss_fn(0.1, 0.0, loss_type)(model, data.get_batch([0, 1, 2]))
+    n_chosen, n_rejected = counts[:3].tolist(), counts[3:].tolist()
+    assert n_chosen != n_rejected   # different lengths: averaging changes the margins
+    want, rewards = 0.0, []
+    for i in range(3):
+        if loss_type == "ipo":
+            c, r = d_chosen[i] / n_chosen[i], d_rejected[i] / n_rejected[i]
+            want += (c - r - 1 / (2 * 0.1)) ** 2
+        else:
+            c, r = d_chosen[i], d_rejected[i]
+            want += math.log(1 + math.exp(-0.1 * (c - r))) if loss_type == "sigmoid" else max(0.0, 1 - 0.1 * (c - r))
+        rewards.append((0.1 * c, 0.1 * r))
+    assert n == 3 and loss.item() == pytest.approx(want, rel=1e-4, abs=1e-5)
+    assert float(metrics["rewards/chosen"]) == pytest.approx(sum(c for c, _ in rewards) / 3, rel=1e-3, abs=1e-5)
+    assert float(metrics["rewards/rejected"]) == pytest.approx(sum(r for _, r in rewards) / 3, rel=1e-3, abs=1e-5)
+    assert float(metrics["rewards/accuracies"]) == pytest.approx(sum(c > r for c, r in rewards) / 3)
 
 
 # ----------------------------------------------------------------------------- pairs
