@@ -183,6 +183,34 @@ def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
     assert messages[-1]["role"] == "assistant" and messages[-1]["content"] in printed
 
 
+@pytest.mark.parametrize("fraction,min_score,chosen", [(0.3, 0.0, [0.9, 0.8, 0.7]), (0.25, 0.0, [0.9, 0.8, 0.7]),
+                                                         (0.5, 0.75, [0.9, 0.8]), (1.0, 0.0, None)])
+def test_fine_phase_trains_on_the_top_scored_share(small, tmp_path, monkeypatch, fraction, min_score, chosen):
+    """Coarse: every sample; fine: the best-scored fraction (rounded up) that also scores at
+    least --fine-min-score, as ranked by the checklist score each sample carries (§4.2)."""
+    tok, _, init = small
+    scores = [0.3, 0.9, 0.0, 0.5, 0.7, 0.1, 0.8, 0.2, 0.6, 0.4]   # file order is not score order
+    records = [{"messages": [{"role": "user", "content": f"Add {i} and {i + 1}."},
+                             {"role": "assistant", "content": f"```python\nprint({i} + {i + 1})\n```"}],
+                "score": sc} for i, sc in enumerate(scores)]
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    calls = []
+
+    def train(cfg, model, train_data, val_data=None, **kw):   # what each phase would train on
+        calls.append((cfg.out, cfg.max_steps, sorted((r["score"] for r in train_data.rows), reverse=True)))
+        return model
+
+    monkeypatch.setattr(sft.pretrain, "train", train)
+    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=str(data), seq_len=128, batch_size=2,
+                        val_fraction=0.0, fine_fraction=fraction, fine_min_score=min_score, dtype="fp32")
+    sft.main(cfg)
+    coarse = (os.path.join(cfg.out, "coarse"), 5, sorted(scores, reverse=True))
+    if chosen is None:   # everything qualifies: the fine phase repeats the whole set
+        chosen = coarse[2]
+    assert calls == [coarse, (cfg.out, -(-len(chosen) // 2), chosen)]
+
+
 def test_cli_errors_are_one_sentence(small, tmp_path):
     run = lambda *args: subprocess.run([sys.executable, "sft.py", *args], cwd=REPO, capture_output=True, text=True)
     r = run("--init", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
