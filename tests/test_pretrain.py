@@ -298,6 +298,19 @@ def test_data_mixture_from_the_command_line(tok, tok_dir, file_data, tmp_path):
         pretrain.load_data(replace(cfg, data=f"{file_data}:1,{tmp_path}:1"), tok, pretrain.Dist())
 
 
+def test_fim_settings_reach_the_training_data(tok, tok_dir, file_data, tmp_path):
+    """--fim-rate, --spm-rate and --syntax-rate are what the served samples are made with."""
+    from data_fim import PackedDataset
+    settings = dict(fim_rate=0.7, spm_rate=0.2, syntax_rate=0.9)
+    cfg = small(tok_dir, file_data, tmp_path, seed=11, **settings)
+    train, _ = pretrain.load_data(cfg, tok, pretrain.Dist())
+    same = PackedDataset(file_data, tok, cfg.seq_len, seed=11, **settings)
+    assert all((train.window(g) == same.window(g)).all() for g in range(60))
+    for other in (dict(fim_rate=0.5), dict(spm_rate=0.5), dict(syntax_rate=0.25)):
+        changed = PackedDataset(file_data, tok, cfg.seq_len, seed=11, **{**settings, **other})
+        assert any((train.window(g) != changed.window(g)).any() for g in range(60)), other
+
+
 def test_dry_run_32b_prints_exact_count():
     r = subprocess.run([sys.executable, "pretrain.py", "--model", "32B", "--dry-run", "--world-size", "64",
                         "--seq-len", "32768", "--batch-size", "1"], cwd=ROOT, capture_output=True, text=True,
