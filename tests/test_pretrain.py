@@ -75,6 +75,9 @@ def test_lr_schedule_at_chosen_steps():
     cfg = TrainConfig(lr=1.0, warmup=0, max_steps=4, min_lr_ratio=0.0)
     assert [pretrain.lr_at(cfg, s) for s in range(6)] == pytest.approx(
         [1.0, 0.853553391, 0.5, 0.146446609, 0.0, 0.0], abs=1e-9)
+    # Decay over a single step; and none at all when warmup takes every step.
+    assert [pretrain.lr_at(TrainConfig(lr=1.0, warmup=3, max_steps=4), s) for s in (2, 3, 4)] == [1.0, 1.0, 0.1]
+    assert pretrain.lr_at(TrainConfig(lr=1.0, warmup=4, max_steps=4), 4) == 1.0
 
 
 def is_norm_or_bias(name):
