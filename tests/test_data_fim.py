@@ -316,8 +316,8 @@ def test_decontaminate_drops_10_shared_words_and_keeps_9():
     repos = [D.Repo("r", [("ten.py", around(words[:10])), ("nine.py", around(words[:9])),
                           ("nine_at_end.py", around(words[1:10]))])]
     kept, dropped = D.decontaminate(repos)
-    assert [p for p, _ in kept[0].files] == ["nine.py", "nine_at_end.py"]
-    assert [(d["path"], d["problem"], d["ngram"]) for d in dropped] == [("ten.py", "HumanEval/3", " ".join(words[:10]))]
+    assert [(r.name, [p for p, _ in r.files]) for r in kept] == [("r", ["nine.py", "nine_at_end.py"])]
+    assert dropped == [{"repo": "r", "path": "ten.py", "problem": "HumanEval/3", "ngram": " ".join(words[:10])}]
     # A custom problem set, same rule: 10 words shared somewhere in the middle of the file
     mine = {"mine/1": "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda"}
     files = [("a.py", "x = 1\nbeta gamma delta epsilon zeta eta theta iota kappa lambda\n"),

@@ -6,8 +6,6 @@ Run: python -m pytest tests/test_dpo.py
 import json
 import math
 import os
-import subprocess
-import sys
 from contextlib import nullcontext
 from dataclasses import replace
 
@@ -20,11 +18,10 @@ import pretrain
 import sandbox
 import sft
 from model import Transformer
-from conftest import random_checkpoint
+from conftest import random_checkpoint, run_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LN2 = 0.6931471805599453
 
 # ----------------------------------------------------------------------------- the loss
@@ -200,6 +197,33 @@ def test_loss_fn_with_a_reference_that_differs_from_the_policy(tiny, loss_type):
     assert float(metrics["rewards/accuracies"]) == pytest.approx(sum(c > r for c, r in rewards) / 3)
 
 
+class OneNatPerToken:
+    """A stand-in policy whose log-prob of every reply token is -1: a reply's log-prob is
+    minus its length, exactly."""
+
+    def __call__(self, x, targets, reduction):
+        return (targets != -100).float()
+
+
+@pytest.mark.parametrize("loss_type", dpo.LOSS_TYPES)
+def test_loss_fn_metrics_and_a_tie(loss_type):
+    """Pair 0 is a tie (policy = reference on both replies); pair 1 prefers chosen. Replies of
+    2 and 4 tokens (chosen), 2 and 3 (rejected); reference sums -2, -5 and -2, -2."""
+    y = torch.full((4, 5), -100)
+    for row, n in enumerate([2, 4, 2, 3]):   # chosen 0, chosen 1, rejected 0, rejected 1
+        y[row, :n] = 7
+    batch = {"x": torch.zeros(4, 5, dtype=torch.long), "y": y, "ref": torch.tensor([[-2.0, -2.0], [-5.0, -2.0]])}
+    loss, n, metrics = dpo.make_loss_fn(0.1, 0.0, loss_type)(OneNatPerToken(), batch)
+    # Summed: pair 1 has chosen -4 - (-5) = 1, rejected -3 - (-2) = -1; per token (IPO): 1/4 and -1/3.
+    c, r = (0.25, -1 / 3) if loss_type == "ipo" else (1.0, -1.0)
+    h = {"sigmoid": lambda m: math.log(1 + math.exp(-0.1 * m)), "hinge": lambda m: max(0.0, 1 - 0.1 * m),
+         "ipo": lambda m: (m - 5) ** 2}[loss_type]
+    assert n == 2 and loss.item() == pytest.approx(h(0.0) + h(c - r))
+    assert {k: float(v) for k, v in metrics.items()} == pytest.approx(
+        {"rewards/chosen": 0.1 * c / 2, "rewards/rejected": 0.1 * r / 2, "rewards/margins": 0.1 * (c - r) / 2,
+         "rewards/accuracies": 0.5})   # the tie is not a win
+
+
 # ----------------------------------------------------------------------------- pairs
 
 def run_ok(code, t):
@@ -337,7 +361,7 @@ def test_resume_continues_against_the_sft_reference(tiny, tmp_path, monkeypatch)
     assert a[6]["rewards/margins"] > 0.05
 
 
-def test_user_errors_are_one_sentence(tiny, tmp_path):
+def test_user_errors_are_one_sentence(tiny, tmp_path, capsys, monkeypatch):
     base = dpo.DPOConfig(init=tiny[2], out=str(tmp_path / "o"))
     with pytest.raises(pretrain.Fatal, match=r"^--loss-type 'kto' is not one of sigmoid, ipo, hinge\.$"):
         dpo.main(replace(base, loss_type="kto"))
@@ -350,8 +374,8 @@ def test_user_errors_are_one_sentence(tiny, tmp_path):
     with pytest.raises(pretrain.Fatal, match=f"^{bad}:1 is not a tasks.jsonl task"):
         dpo.load_tasks(str(bad))
     # Through the CLI: one line on stderr, exit status 1.
-    run = lambda *a: subprocess.run([sys.executable, "dpo.py", *a], cwd=REPO, capture_output=True, text=True)
-    r = run("--init", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
-    assert r.returncode == 1 and r.stderr.startswith("error: --init") and r.stderr.count("\n") == 1
-    r = run("pairs", "--init", tiny[2], "--tasks", str(tmp_path / "none.jsonl"))
-    assert r.returncode == 1 and "does not exist" in r.stderr and r.stderr.count("\n") == 1
+    run = lambda *a: run_script("dpo.py", a, capsys, monkeypatch)
+    code, _, err = run("--init", tmp_path / "missing", "--out", tmp_path / "o")
+    assert code == 1 and err.startswith("error: --init") and err.count("\n") == 1
+    code, _, err = run("pairs", "--init", tiny[2], "--tasks", tmp_path / "none.jsonl")
+    assert code == 1 and "does not exist" in err and err.count("\n") == 1

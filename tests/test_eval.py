@@ -96,7 +96,13 @@ def test_exact_match_and_edit_similarity():
     assert ev.edit_similarity("kitten", "sitting") == pytest.approx(100 * 8 / 13)
     assert not ev.exact_match("abc", "xyz") and ev.edit_similarity("abc", "xyz") == 0.0
     assert ev.edit_similarity("", "") == 100.0 and ev.edit_similarity("", "abc") == 0.0
-    assert ev.levenshtein("kitten", "sitting") == 3
+    assert ev.edit_similarity("abc", "") == 0.0 and ev.edit_similarity("abc", "ac") == pytest.approx(80.0)
+    # Insertions, deletions (also from the start) and substitutions, each way round
+    assert ev.levenshtein("kitten", "sitting") == ev.levenshtein("sitting", "kitten") == 3
+    assert ev.levenshtein("abc", "") == ev.levenshtein("", "abc") == 3
+    assert ev.levenshtein("abc", "ac") == ev.levenshtein("xabc", "abc") == ev.levenshtein("ac", "abc") == 1
+    assert ev.levenshtein("flaw", "lawn") == 2 and ev.levenshtein("flaw", "lawn", substitution=2) == 2
+    assert ev.levenshtein("ab", "ba") == 2 and ev.levenshtein("ab", "cd", substitution=2) == 4
 
 
 # ----------------------------------------------------------------------------- prompts and post-processing
@@ -126,6 +132,10 @@ def test_stop_strings_and_fim_post_processing():
     assert ev.truncate("    return 1\nif __name__ == '__main__':", ev.BASE_STOPS) == "    return 1"
     assert ev.truncate("    x = 1\n    print(x)\n", ev.BASE_STOPS) == "    x = 1\n    print(x)\n"  # indented: no stop
     assert ev.truncate("def f():\n    return 1\n```\nThis works.", ["```"]) == "def f():\n    return 1\n"
+    # The earliest stop wins, also when a stop string comes back later or starts the text.
+    assert ev.truncate("    x = 1\ndef g():\n    pass\ndef h():\n", ev.BASE_STOPS) == "    x = 1"
+    assert ev.truncate("    return 1\nprint(2)\nclass A:\n", ev.BASE_STOPS) == "    return 1"
+    assert ev.truncate("\ndef g():\n    pass\n", ev.BASE_STOPS) == ""
     assert ev.first_line("\n\n    return x\n    y = 2") == "    return x"
     assert ev.first_line("  \n\t\n") == "" and ev.first_line("a") == "a"
     assert not ev.line_done("\n\n   ") and not ev.line_done("\n  return x") and ev.line_done("\n  return x\n")

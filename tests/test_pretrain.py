@@ -14,6 +14,7 @@ import torch
 import pretrain
 import repo_pretrain
 from model import ModelConfig, Transformer
+from conftest import run_script
 from pretrain import Fatal, TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -314,16 +315,15 @@ def test_fim_settings_reach_the_training_data(tok, tok_dir, file_data, tmp_path)
         assert any((train.window(g) != changed.window(g)).any() for g in range(60)), other
 
 
-def test_dry_run_32b_prints_exact_count():
-    r = subprocess.run([sys.executable, "pretrain.py", "--model", "32B", "--dry-run", "--world-size", "64",
-                        "--seq-len", "32768", "--batch-size", "1"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert "32,763,876,352 parameters" in r.stdout
-    assert "activation checkpointing" in r.stdout
+def test_dry_run_32b_prints_exact_count(capsys, monkeypatch):
+    code, out, err = run_script("pretrain.py", ["--model", "32B", "--dry-run", "--world-size", "64",
+                                                "--seq-len", "32768", "--batch-size", "1"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "32,763,876,352 parameters" in out
+    assert "activation checkpointing" in out
 
 
-def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path):
+def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path, capsys, monkeypatch):
     with pytest.raises(Fatal, match="unknown model name"):
         pretrain.main(small(tok_dir, file_data, tmp_path / "a", model="13B"))
     with pytest.raises(Fatal, match="not --model 0.5B"):
@@ -351,7 +351,6 @@ def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path):
     with pytest.raises(Fatal, match="cannot be loaded"):
         pretrain.main(small(tok_dir, file_data, out, init=stage1, max_steps=4, resume=True))
     # The CLI turns it into one line and exit status 1.
-    r = subprocess.run([sys.executable, "pretrain.py", "--model", "13B", "--tokenizer", tok_dir],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and r.stderr.strip().startswith("error: --model: unknown model name")
-    assert len(r.stderr.strip().splitlines()) == 1
+    code, _, err = run_script("pretrain.py", ["--model", "13B", "--tokenizer", tok_dir], capsys, monkeypatch)
+    assert code == 1 and err.strip().startswith("error: --model: unknown model name")
+    assert len(err.strip().splitlines()) == 1

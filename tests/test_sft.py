@@ -6,8 +6,6 @@ Run: python -m pytest tests/test_sft.py
 """
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import tokenizers
@@ -16,9 +14,8 @@ import torch
 import sft
 from model import Transformer
 from tokenizer import Tokenizer, official_files
-from conftest import random_checkpoint
+from conftest import random_checkpoint, run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # FACTS §4, copied
 CONVERSATION = [
     {"role": "user", "content": "Write a function that adds two numbers."},
@@ -211,16 +208,16 @@ def test_fine_phase_trains_on_the_top_scored_share(small, tmp_path, monkeypatch,
     assert calls == [coarse, (cfg.out, -(-len(chosen) // 2), chosen)]
 
 
-def test_cli_errors_are_one_sentence(small, tmp_path):
-    run = lambda *args: subprocess.run([sys.executable, "sft.py", *args], cwd=REPO, capture_output=True, text=True)
-    r = run("--init", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
-    assert r.returncode == 1 and r.stderr.startswith("error: --init") and r.stderr.count("\n") == 1
+def test_cli_errors_are_one_sentence(small, tmp_path, capsys, monkeypatch):
+    run = lambda *args: run_script("sft.py", args, capsys, monkeypatch)
+    code, _, err = run("--init", tmp_path / "missing", "--out", tmp_path / "o")
+    assert code == 1 and err.startswith("error: --init") and err.count("\n") == 1
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "not a conversation"}\n')
-    r = run("--init", small[2], "--out", str(tmp_path / "o"), "--data", str(bad))
-    assert r.returncode == 1 and f"{bad}:1 is not" in r.stderr and r.stderr.count("\n") == 1
-    r = run("synth", "--inputs", str(tmp_path / "nothing_here"), "--out", str(tmp_path / "o"))
-    assert r.returncode == 1 and "does not exist" in r.stderr and r.stderr.count("\n") == 1
+    code, _, err = run("--init", small[2], "--out", tmp_path / "o", "--data", bad)
+    assert code == 1 and f"{bad}:1 is not" in err and err.count("\n") == 1
+    code, _, err = run("synth", "--inputs", tmp_path / "nothing_here", "--out", tmp_path / "o")
+    assert code == 1 and "does not exist" in err and err.count("\n") == 1
     bad.write_text('{"messages": []}\n\n{"messages": [}\n')
     with pytest.raises(sft.pretrain.Fatal, match=f"^{bad}:3 is not valid JSON"):
         sft.load_conversations([str(bad)])
