@@ -1,6 +1,7 @@
 """Mutation testing of the scorers, the schedule and the data settings, with mutmut 3.
 
     pip install mutmut==3.8.1 && python tests/mutation.py [--max-children 2]
+    python tests/mutation.py --report      # the table again, from the stored results
 
 mutmut copies the project to mutants/, generates the mutants of every function of the
 files named in pyproject.toml ([tool.mutmut]) and runs, for each mutant, only the targeted
@@ -76,11 +77,14 @@ def line_mutants(target, wanted):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--max-children", default="2", help="mutants run in parallel (default 2)")
+    p.add_argument("--report", action="store_true", help="print the table of the last run, run nothing")
     args = p.parse_args()
     whole = [f"{m}.x_{f}__mutmut_*" for m, f in (t.split(".") for t, lines in TARGETS.items() if lines is None)]
-    mutmut("run", "--max-children", args.max_children, *whole)   # also generates every mutant
+    if not args.report:
+        mutmut("run", "--max-children", args.max_children, *whole)   # also generates every mutant
     chosen = {t: line_mutants(t, lines) for t, lines in TARGETS.items() if lines is not None}
-    mutmut("run", "--max-children", args.max_children, *[n for names in chosen.values() for n in names])
+    if not args.report:
+        mutmut("run", "--max-children", args.max_children, *[n for names in chosen.values() for n in names])
     status = dict(line.strip().rsplit(": ", 1) for line in mutmut("results", "--all", "true").splitlines()
                   if ": " in line)
     table = collections.defaultdict(collections.Counter)

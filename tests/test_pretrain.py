@@ -102,10 +102,11 @@ def test_weight_decay_on_matrices_not_on_norms_and_biases():
 
 
 class RandomRows:
-    """In-memory training data: sample g is a fixed random row, its first 3 targets ignored."""
+    """In-memory training data: sample g is a fixed random row, its first 3 targets ignored;
+    with one_target, only sample 4k keeps a target, its last one: one per global batch of 4."""
 
-    def __init__(self, vocab, seq_len):
-        self.vocab, self.seq_len = vocab, seq_len
+    def __init__(self, vocab, seq_len, one_target=False):
+        self.vocab, self.seq_len, self.one_target = vocab, seq_len, one_target
 
     def __len__(self):
         return 1000
@@ -115,6 +116,11 @@ class RandomRows:
                             for g in indices])
         y = rows[:, 1:].clone()
         y[:, :3] = -100
+        if self.one_target:
+            for row, g in enumerate(indices):
+                y[row, :-1] = -100
+                if g % 4:
+                    y[row, -1] = -100
         return rows[:, :-1], y
 
 
@@ -123,8 +129,8 @@ class RandomRows:
 HAND_LRS = {2: [5e-3, 1e-2, 1e-2, 5.5e-3], 0: [1e-2, 8.68198052e-3, 5.5e-3, 2.31801948e-3]}
 
 
-@pytest.mark.parametrize("grad_clip,warmup", [(1e-9, 2), (1e3, 0)])
-def test_train_steps_equal_clipped_adamw_written_out(tmp_path, grad_clip, warmup):
+@pytest.mark.parametrize("grad_clip,warmup,one_target", [(1e-9, 2, False), (1e3, 0, False), (1e3, 2, True)])
+def test_train_steps_equal_clipped_adamw_written_out(tmp_path, grad_clip, warmup, one_target):
     """train()'s update, step by step, equals one written here with torch's own pieces: the
     summed loss over the global batch divided by its target count, the gradient clipped to
     grad_clip, AdamW with decay on everything but norms and biases, the hand-computed lr.
@@ -136,7 +142,7 @@ def test_train_steps_equal_clipped_adamw_written_out(tmp_path, grad_clip, warmup
     model.init_weights()
     ref = Transformer(model.config)
     ref.load_state_dict(model.state_dict())
-    data = RandomRows(64, 16)
+    data = RandomRows(64, 16, one_target)
     cfg = TrainConfig(out=str(tmp_path), max_steps=4, batch_size=2, grad_accum=2, seq_len=16, lr=1e-2,
                       warmup=warmup, min_lr_ratio=0.1, weight_decay=0.5, grad_clip=grad_clip, save_every=0,
                       log_every=1000, eval_every=1000)
@@ -148,10 +154,12 @@ def test_train_steps_equal_clipped_adamw_written_out(tmp_path, grad_clip, warmup
     opt = torch.optim.AdamW([{"params": [p for n, p in named if not is_norm_or_bias(n)], "weight_decay": 0.5},
                              {"params": [p for n, p in named if is_norm_or_bias(n)], "weight_decay": 0.0}],
                             betas=(0.9, 0.95), eps=1e-8)
-    norms = []
+    norms, losses = [], []
     for step, lr in enumerate(HAND_LRS[warmup]):
         x, y = data.get_batch(range(4 * step, 4 * step + 4))   # the step's global batch, in one piece
-        ref(x, targets=y, reduction="sum").backward()
+        loss = ref(x, targets=y, reduction="sum")
+        loss.backward()
+        losses.append(loss.item() / (y != -100).sum().item())
         for p in ref.parameters():
             p.grad /= (y != -100).sum()
         norms.append(float(torch.nn.utils.clip_grad_norm_(ref.parameters(), grad_clip)))
@@ -161,6 +169,7 @@ def test_train_steps_equal_clipped_adamw_written_out(tmp_path, grad_clip, warmup
         opt.zero_grad()
     assert [r["lr"] for r in recs] == pytest.approx(HAND_LRS[warmup], rel=1e-8)
     assert [r["grad_norm"] for r in recs] == pytest.approx(norms, rel=1e-4)
+    assert [r["loss"] for r in recs] == pytest.approx(losses, rel=1e-5)
     assert min(norms) > 10 * grad_clip or max(norms) < grad_clip / 10   # clipped every step, or never
     for (name, p), q in zip(model.named_parameters(), ref.parameters()):
         if "k_proj.bias" not in name:   # its gradient is 0 up to rounding (softmax ignores it): AdamW's sign noise

@@ -208,6 +208,27 @@ def test_fine_phase_trains_on_the_top_scored_share(small, tmp_path, monkeypatch,
     assert calls == [coarse, (cfg.out, -(-len(chosen) // 2), chosen)]
 
 
+def test_fine_phase_continues_the_coarse_model_with_its_settings(small, tmp_path, monkeypatch):
+    """The fine phase trains the coarse phase's model, with its validation set, FIM share,
+    tokenizer, precision and process group: only the samples and the step count change."""
+    tok, _, init = small
+    records = [{"messages": [{"role": "user", "content": f"Add {i} and {i + 1}."},
+                             {"role": "assistant", "content": f"```python\nprint({i} + {i + 1})\n```"}],
+                "score": i / 20} for i in range(20)]
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    calls = []
+    monkeypatch.setattr(sft.pretrain, "train", lambda cfg, model, train_data, val_data=None, **kw:
+                        calls.append((model, train_data.fim_rate, val_data, kw)) or model)
+    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=str(data), seq_len=128, batch_size=2,
+                        val_fraction=0.3, fim_rate=0.3, dtype="bf16")
+    sft.main(cfg)
+    (model, fim, val, kw), fine = calls
+    assert val is not None and len(val) > 0 and fim == 0.3 and kw["bf16"] is True and kw["tokenizer"] is not None
+    assert fine[0] is model and fine[1] == fim and fine[2] is val
+    assert fine[3].keys() == kw.keys() and all(fine[3][k] is v for k, v in kw.items())
+
+
 def test_cli_errors_are_one_sentence(small, tmp_path, capsys, monkeypatch):
     run = lambda *args: run_script("sft.py", args, capsys, monkeypatch)
     code, _, err = run("--init", tmp_path / "missing", "--out", tmp_path / "o")
