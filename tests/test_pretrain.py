@@ -17,6 +17,7 @@ import torch
 import pretrain
 import repo_pretrain
 from model import ModelConfig, Transformer, write_pretrained
+from conftest import run_script
 from pretrain import Fatal, TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,6 +65,118 @@ def test_checkpoint_loads_in_transformers(stage1, tok):
     assert diff < 1e-4
     # The tokenizer travels with the checkpoint.
     assert os.path.exists(os.path.join(stage1, "vocab.json"))
+
+
+# ----------------------------------------------------------------------------- the optimizer step
+
+def test_lr_schedule_at_chosen_steps():
+    """Linear warmup to the peak, cosine decay to lr * min_lr_ratio, held there after max_steps."""
+    cfg = TrainConfig(lr=2.0, warmup=10, max_steps=110, min_lr_ratio=0.1)
+    # step: 2 x the value written out by hand (0.1 + 0.9 * (1 + cos(pi t)) / 2 after warmup)
+    want = {0: 0.1, 4: 0.5, 9: 1.0, 10: 1.0, 35: 0.868198052, 60: 0.55, 85: 0.231801948, 110: 0.1, 500: 0.1}
+    assert {s: pretrain.lr_at(cfg, s) / 2 for s in want} == pytest.approx(want, abs=1e-9)
+    # No warmup: the peak at step 0; no floor: down to 0.
+    cfg = TrainConfig(lr=1.0, warmup=0, max_steps=4, min_lr_ratio=0.0)
+    assert [pretrain.lr_at(cfg, s) for s in range(6)] == pytest.approx(
+        [1.0, 0.853553391, 0.5, 0.146446609, 0.0, 0.0], abs=1e-9)
+    # Decay over a single step; and none at all when warmup takes every step.
+    assert [pretrain.lr_at(TrainConfig(lr=1.0, warmup=3, max_steps=4), s) for s in (2, 3, 4)] == [1.0, 1.0, 0.1]
+    assert pretrain.lr_at(TrainConfig(lr=1.0, warmup=4, max_steps=4), 4) == 1.0
+
+
+def is_norm_or_bias(name):
+    return name.endswith(".bias") or "norm" in name
+
+
+def test_weight_decay_on_matrices_not_on_norms_and_biases():
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                    num_attention_heads=2, num_key_value_heads=1, head_dim=16))
+    opt = pretrain.make_optimizer(TrainConfig(lr=0.25, weight_decay=0.3), model)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] == 0.3 for p in g["params"]}
+    plain = {id(p) for g in opt.param_groups if g["weight_decay"] == 0.0 for p in g["params"]}
+    names = dict(model.named_parameters())
+    assert {n for n, p in names.items() if id(p) in plain} == {n for n in names if is_norm_or_bias(n)}
+    assert {n for n, p in names.items() if id(p) in decayed} == {n for n in names if not is_norm_or_bias(n)}
+    assert any(n.endswith(".bias") for n in names) and any("norm" in n for n in names)
+    # The optimizer of nanoGPT and the Qwen recipes: AdamW, betas (0.9, 0.95), eps 1e-8.
+    assert isinstance(opt, torch.optim.AdamW)
+    assert opt.defaults["betas"] == (0.9, 0.95) and opt.defaults["eps"] == 1e-8 and opt.defaults["lr"] == 0.25
+
+
+class RandomRows:
+    """In-memory training data: sample g is a fixed random row, its first 3 targets ignored;
+    with one_target, only sample 4k keeps a target, its last one: one per global batch of 4."""
+
+    def __init__(self, vocab, seq_len, one_target=False):
+        self.vocab, self.seq_len, self.one_target = vocab, seq_len, one_target
+
+    def __len__(self):
+        return 1000
+
+    def get_batch(self, indices):
+        rows = torch.stack([torch.randint(0, self.vocab, (self.seq_len + 1,), generator=torch.Generator().manual_seed(g))
+                            for g in indices])
+        y = rows[:, 1:].clone()
+        y[:, :3] = -100
+        if self.one_target:
+            for row, g in enumerate(indices):
+                y[row, :-1] = -100
+                if g % 4:
+                    y[row, -1] = -100
+        return rows[:, :-1], y
+
+
+# lr 1e-2, 4 steps, min_lr_ratio 0.1, by hand: warmup 2 -> 1/2, 1, then cosine from t = 0 (peak) and t = 1/2;
+# warmup 0 -> cosine at t = 0, 1/4, 1/2, 3/4.
+HAND_LRS = {2: [5e-3, 1e-2, 1e-2, 5.5e-3], 0: [1e-2, 8.68198052e-3, 5.5e-3, 2.31801948e-3]}
+
+
+@pytest.mark.parametrize("grad_clip,warmup,one_target", [(1e-9, 2, False), (1e3, 0, False), (1e3, 2, True)])
+def test_train_steps_equal_clipped_adamw_written_out(tmp_path, grad_clip, warmup, one_target):
+    """train()'s update, step by step, equals one written here with torch's own pieces: the
+    summed loss over the global batch divided by its target count, the gradient clipped to
+    grad_clip, AdamW with decay on everything but norms and biases, the hand-computed lr.
+    A tiny clip leaves almost nothing of the update but the weight decay: skipping the clip,
+    or decaying the norms, moves the weights far from the reference."""
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                    num_attention_heads=2, num_key_value_heads=1, head_dim=16))
+    model.init_weights()
+    ref = Transformer(model.config)
+    ref.load_state_dict(model.state_dict())
+    data = RandomRows(64, 16, one_target)
+    cfg = TrainConfig(out=str(tmp_path), max_steps=4, batch_size=2, grad_accum=2, seq_len=16, lr=1e-2,
+                      warmup=warmup, min_lr_ratio=0.1, weight_decay=0.5, grad_clip=grad_clip, save_every=0,
+                      log_every=1000, eval_every=1000)
+    pretrain.train(cfg, model, data, d=pretrain.Dist())
+    with open(tmp_path / "metrics.jsonl") as f:
+        recs = [json.loads(line) for line in f]
+
+    named = list(ref.named_parameters())
+    opt = torch.optim.AdamW([{"params": [p for n, p in named if not is_norm_or_bias(n)], "weight_decay": 0.5},
+                             {"params": [p for n, p in named if is_norm_or_bias(n)], "weight_decay": 0.0}],
+                            betas=(0.9, 0.95), eps=1e-8)
+    norms, losses = [], []
+    for step, lr in enumerate(HAND_LRS[warmup]):
+        x, y = data.get_batch(range(4 * step, 4 * step + 4))   # the step's global batch, in one piece
+        loss = ref(x, targets=y, reduction="sum")
+        loss.backward()
+        losses.append(loss.item() / (y != -100).sum().item())
+        for p in ref.parameters():
+            p.grad /= (y != -100).sum()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(ref.parameters(), grad_clip)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        opt.zero_grad()
+    assert [r["lr"] for r in recs] == pytest.approx(HAND_LRS[warmup], rel=1e-8)
+    assert [r["grad_norm"] for r in recs] == pytest.approx(norms, rel=1e-4)
+    assert [r["loss"] for r in recs] == pytest.approx(losses, rel=1e-5)
+    assert min(norms) > 10 * grad_clip or max(norms) < grad_clip / 10   # clipped every step, or never
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        if "k_proj.bias" not in name:   # its gradient is 0 up to rounding (softmax ignores it): AdamW's sign noise
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def run_cli(args, nproc=1):
@@ -431,23 +544,35 @@ def test_data_mixture_from_the_command_line(tok, tok_dir, file_data, tmp_path):
         pretrain.load_data(replace(cfg, data=f"{file_data}:1,{tmp_path}:1"), tok, pretrain.Dist())
 
 
-def test_dry_run_32b_prints_exact_count():
-    r = subprocess.run([sys.executable, "pretrain.py", "--model", "32B", "--dry-run", "--world-size", "64",
-                        "--seq-len", "32768", "--batch-size", "1"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert "32,763,876,352 parameters" in r.stdout
+def test_fim_settings_reach_the_training_data(tok, tok_dir, file_data, tmp_path):
+    """--fim-rate, --spm-rate and --syntax-rate are what the served samples are made with."""
+    from data_fim import PackedDataset
+    settings = dict(fim_rate=0.7, spm_rate=0.2, syntax_rate=0.9)
+    cfg = small(tok_dir, file_data, tmp_path, seed=11, **settings)
+    train, _ = pretrain.load_data(cfg, tok, pretrain.Dist())
+    same = PackedDataset(file_data, tok, cfg.seq_len, seed=11, **settings)
+    assert all((train.window(g) == same.window(g)).all() for g in range(60))
+    for other in (dict(fim_rate=0.5), dict(spm_rate=0.5), dict(syntax_rate=0.25)):
+        changed = PackedDataset(file_data, tok, cfg.seq_len, seed=11, **{**settings, **other})
+        assert any((train.window(g) != changed.window(g)).any() for g in range(60)), other
+
+
+def test_dry_run_32b_prints_exact_count(capsys, monkeypatch):
+    code, out, err = run_script("pretrain.py", ["--model", "32B", "--dry-run", "--world-size", "64",
+                                                "--seq-len", "32768", "--batch-size", "1"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "32,763,876,352 parameters" in out
     # The root FSDP unit stays gathered: embeddings and head (152,064 x 5,120 each) + final norm.
-    assert "root group: 1,557,140,480 parameters" in r.stdout
-    gib = {k: float(v.replace(",", "")) for k, v in re.findall(r"^  (.+?)\s+([\d,.]+) GiB$", r.stdout, re.M)}
+    assert "root group: 1,557,140,480 parameters" in out
+    gib = {k: float(v.replace(",", "")) for k, v in re.findall(r"^  (.+?)\s+([\d,.]+) GiB$", out, re.M)}
     assert gib["unsharded root group (bf16 weights+grads)"] == pytest.approx(2 * 1_557_140_480 * 2 / 2**30, abs=0.05)
-    with_ac = float(re.search(r"without, ([\d,.]+) GiB with", r.stdout).group(1).replace(",", ""))
+    with_ac = float(re.search(r"without, ([\d,.]+) GiB with", out).group(1).replace(",", ""))
     parts = [v for k, v in gib.items() if k != "activations, no checkpointing"]
     assert len(parts) == 5
     assert with_ac == pytest.approx(sum(parts), abs=0.3)
 
 
-def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path):
+def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path, capsys, monkeypatch):
     with pytest.raises(Fatal, match="unknown model name"):
         pretrain.main(small(tok_dir, file_data, tmp_path / "a", model="13B"))
     with pytest.raises(Fatal, match="not --model 0.5B"):
@@ -475,7 +600,6 @@ def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path):
     with pytest.raises(Fatal, match="cannot be loaded"):
         pretrain.main(small(tok_dir, file_data, out, init=stage1, max_steps=4, resume=True))
     # The CLI turns it into one line and exit status 1.
-    r = subprocess.run([sys.executable, "pretrain.py", "--model", "13B", "--tokenizer", tok_dir],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and r.stderr.strip().startswith("error: --model: unknown model name")
-    assert len(r.stderr.strip().splitlines()) == 1
+    code, _, err = run_script("pretrain.py", ["--model", "13B", "--tokenizer", tok_dir], capsys, monkeypatch)
+    assert code == 1 and err.strip().startswith("error: --model: unknown model name")
+    assert len(err.strip().splitlines()) == 1

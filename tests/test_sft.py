@@ -6,8 +6,6 @@ Run: python -m pytest tests/test_sft.py
 """
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import tokenizers
@@ -16,9 +14,8 @@ import torch
 import sft
 from model import Transformer
 from tokenizer import Tokenizer, official_files
-from conftest import random_checkpoint
+from conftest import random_checkpoint, run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # FACTS §4, copied
 CONVERSATION = [
     {"role": "user", "content": "Write a function that adds two numbers."},
@@ -188,16 +185,65 @@ def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
     assert messages[-1]["role"] == "assistant" and messages[-1]["content"] in printed
 
 
-def test_cli_errors_are_one_sentence(small, tmp_path):
-    run = lambda *args: subprocess.run([sys.executable, "sft.py", *args], cwd=REPO, capture_output=True, text=True)
-    r = run("--init", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
-    assert r.returncode == 1 and r.stderr.startswith("error: --init") and r.stderr.count("\n") == 1
+@pytest.mark.parametrize("fraction,min_score,chosen", [(0.3, 0.0, [0.9, 0.8, 0.7]), (0.25, 0.0, [0.9, 0.8, 0.7]),
+                                                         (0.5, 0.75, [0.9, 0.8]), (1.0, 0.0, None)])
+def test_fine_phase_trains_on_the_top_scored_share(small, tmp_path, monkeypatch, fraction, min_score, chosen):
+    """Coarse: every sample; fine: the best-scored fraction (rounded up) that also scores at
+    least --fine-min-score, as ranked by the checklist score each sample carries (§4.2)."""
+    tok, _, init = small
+    scores = [0.3, 0.9, 0.0, 0.5, 0.7, 0.1, 0.8, 0.2, 0.6, 0.4]   # file order is not score order
+    records = [{"messages": [{"role": "user", "content": f"Add {i} and {i + 1}."},
+                             {"role": "assistant", "content": f"```python\nprint({i} + {i + 1})\n```"}],
+                "score": sc} for i, sc in enumerate(scores)]
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    calls = []
+
+    def train(cfg, model, train_data, val_data=None, **kw):   # what each phase would train on
+        calls.append((cfg.out, cfg.max_steps, sorted((r["score"] for r in train_data.rows), reverse=True)))
+        return model
+
+    monkeypatch.setattr(sft.pretrain, "train", train)
+    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=str(data), seq_len=128, batch_size=2,
+                        val_fraction=0.0, fine_fraction=fraction, fine_min_score=min_score, dtype="fp32")
+    sft.main(cfg)
+    coarse = (os.path.join(cfg.out, "coarse"), 5, sorted(scores, reverse=True))
+    if chosen is None:   # everything qualifies: the fine phase repeats the whole set
+        chosen = coarse[2]
+    assert calls == [coarse, (cfg.out, -(-len(chosen) // 2), chosen)]
+
+
+def test_fine_phase_continues_the_coarse_model_with_its_settings(small, tmp_path, monkeypatch):
+    """The fine phase trains the coarse phase's model, with its validation set, FIM share,
+    tokenizer, precision and process group: only the samples and the step count change."""
+    tok, _, init = small
+    records = [{"messages": [{"role": "user", "content": f"Add {i} and {i + 1}."},
+                             {"role": "assistant", "content": f"```python\nprint({i} + {i + 1})\n```"}],
+                "score": i / 20} for i in range(20)]
+    data = tmp_path / "sft.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    calls = []
+    monkeypatch.setattr(sft.pretrain, "train", lambda cfg, model, train_data, val_data=None, **kw:
+                        calls.append((model, train_data.fim_rate, val_data, kw)) or model)
+    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=str(data), seq_len=128, batch_size=2,
+                        val_fraction=0.3, fim_rate=0.3, dtype="bf16")
+    sft.main(cfg)
+    (model, fim, val, kw), fine = calls
+    assert val is not None and len(val) > 0 and fim == 0.3 and kw["bf16"] is True and kw["tokenizer"] is not None
+    assert fine[0] is model and fine[1] == fim and fine[2] is val
+    assert fine[3].keys() == kw.keys() and all(fine[3][k] is v for k, v in kw.items())
+
+
+def test_cli_errors_are_one_sentence(small, tmp_path, capsys, monkeypatch):
+    run = lambda *args: run_script("sft.py", args, capsys, monkeypatch)
+    code, _, err = run("--init", tmp_path / "missing", "--out", tmp_path / "o")
+    assert code == 1 and err.startswith("error: --init") and err.count("\n") == 1
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "not a conversation"}\n')
-    r = run("--init", small[2], "--out", str(tmp_path / "o"), "--data", str(bad))
-    assert r.returncode == 1 and f"{bad}:1 is not" in r.stderr and r.stderr.count("\n") == 1
-    r = run("synth", "--inputs", str(tmp_path / "nothing_here"), "--out", str(tmp_path / "o"))
-    assert r.returncode == 1 and "does not exist" in r.stderr and r.stderr.count("\n") == 1
+    code, _, err = run("--init", small[2], "--out", tmp_path / "o", "--data", bad)
+    assert code == 1 and f"{bad}:1 is not" in err and err.count("\n") == 1
+    code, _, err = run("synth", "--inputs", tmp_path / "nothing_here", "--out", tmp_path / "o")
+    assert code == 1 and "does not exist" in err and err.count("\n") == 1
     bad.write_text('{"messages": []}\n\n{"messages": [}\n')
     with pytest.raises(sft.pretrain.Fatal, match=f"^{bad}:3 is not valid JSON"):
         sft.load_conversations([str(bad)])
