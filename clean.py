@@ -178,34 +178,44 @@ class Progress:
 
 # ----------------------------------------------------------------------------- pass 0: the classifiers' sample
 
-def _sample(inputs, cfg, shard):
-    """Per language (told by the extension or the #! line), the cfg.per_language files whose
-    (repository, path) hash lowest -- a uniform sample in bounded memory, the same for every
-    shard -- each with its seed label; and the bytes of the corpus and of this shard."""
-    heaps, total, mine = {}, 0, 0
-    for ordinal, ref in repo_refs(inputs, cfg.source_mb):
-        total += ref.size
-        mine += ref.size if ordinal % shard[1] == shard[0] else 0
-        if unit_hash(f"sample:{ref.name}") >= cfg.sample:
-            continue
-        try:
-            _, files, _ = ref.read()
-        except ValueError:
-            continue
-        for path, data in files:
-            text, reason = file_text(data, cfg.max_bytes, cfg.max_line_length)
-            by_ext = extension_language(path) if path else None
-            if os.path.splitext(path)[1].lower() in AMBIGUOUS:
-                by_ext = None  # a .h file labels nothing: it may be C++
-            group = (by_ext or shebang_language(text)) if text else None
-            if group is None:
-                continue
-            heap, key = heaps.setdefault(group, []), -unit_hash(f"{ref.name}/{path}")
-            if len(heap) < cfg.per_language or key > heap[0][0]:  # among the lowest hashes so far
-                item = (key, path, text[:classify.QUALITY_BYTES], reason, by_ext is not None,
-                        seed_label(text, group, reason))
-                (heapq.heappush if len(heap) < cfg.per_language else heapq.heapreplace)(heap, item)
-    return {g: sorted(h, reverse=True) for g, h in heaps.items()}, total, mine
+def _sample_items(job):
+    """(group, -hash, path, head, reason, labelled by extension, seed label) of each file of a
+    repository whose language its extension or #! line tells (in a worker process)."""
+    name, files, cfg = job
+    items = []
+    for path, data in files:
+        text, reason = file_text(data, cfg.max_bytes, cfg.max_line_length)
+        by_ext = extension_language(path) if path and os.path.splitext(path)[1].lower() not in AMBIGUOUS else None
+        group = (by_ext or shebang_language(text)) if text else None  # a .h file labels nothing: it may be C++
+        if group is not None:
+            items.append((group, -unit_hash(f"{name}/{path}"), path, text[:classify.QUALITY_BYTES], reason,
+                          by_ext is not None, seed_label(text, group, reason)))
+    return items
+
+
+def _sample(inputs, cfg, shard, workers=1):
+    """Per language, the cfg.per_language files whose (repository, path) hash lowest -- a uniform
+    sample in bounded memory, the same for every shard -- each with its seed label; and the
+    bytes of the corpus and of this shard."""
+    heaps, size = {}, [0, 0]
+
+    def jobs():
+        for ordinal, ref in repo_refs(inputs, cfg.source_mb):
+            size[0] += ref.size
+            size[1] += ref.size if ordinal % shard[1] == shard[0] else 0
+            if unit_hash(f"sample:{ref.name}") < cfg.sample:
+                try:
+                    yield ref.name, ref.read()[1], cfg
+                except ValueError:
+                    continue
+    for items in ordered_map(_sample_items, jobs(), workers):
+        for group, key, *rest in items:
+            heap = heaps.setdefault(group, [])
+            if len(heap) < cfg.per_language:
+                heapq.heappush(heap, (key, *rest))
+            elif key > heap[0][0]:  # among the lowest hashes so far
+                heapq.heapreplace(heap, (key, *rest))
+    return {g: sorted(h, reverse=True) for g, h in heaps.items()}, size[0], size[1]
 
 
 def train_classifiers(heaps, cfg):
@@ -422,10 +432,17 @@ def statistics(arrays, strings, extra, repos, reason, pairs, report, quality, be
 # ----------------------------------------------------------------------------- the pipeline
 
 def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait_s=None):
-    """Run steps 1-5 over inputs; returns (iterator of this shard's clean Repos in corpus order,
-    statistics, names of every kept repository in order). workdir keeps the classifiers and the
-    scans, so a rerun (or a shard restarted) continues where it stopped."""
+    """Run steps 1-5 over inputs; returns (iterator of (ordinal, clean Repo, source) of this shard,
+    in corpus order; statistics; names of every kept repository, in order). workdir keeps the
+    classifiers and the scans, so a rerun (or a shard restarted) continues where it stopped. A
+    corpus this file wrote is read as it is."""
     cfg = cfg or CleanConfig()
+    if inputs and len(inputs) == 1 and is_clean_corpus(inputs[0]):  # cleaned already: read it as it is
+        with open(os.path.join(inputs[0], "meta.json")) as f:
+            stats = json.load(f)
+        names = [ref.name for _, ref in repo_refs(inputs)]
+        return ((o, _annotated(ref), ref.source) for o, ref in repo_refs(inputs) if o % shard[1] == shard[0]), \
+            stats, names
     os.makedirs(workdir, exist_ok=True)
     settings = json.dumps({"inputs": inputs, **asdict(cfg)}, sort_keys=True, default=str)
     stamp = os.path.join(workdir, "settings.json")
@@ -440,7 +457,7 @@ def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait
         sizes = [(o % shard[1] == shard[0], ref.size) for o, ref in repo_refs(inputs, cfg.source_mb)]
         total, mine = sum(s for _, s in sizes), sum(s for m, s in sizes if m)
     else:
-        heaps, total, mine = _sample(inputs, cfg, shard)
+        heaps, total, mine = _sample(inputs, cfg, shard, workers)
         lid, quality, report = train_classifiers(heaps, cfg)
         if lid:
             lid.report = report
@@ -493,6 +510,11 @@ def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait
             if out:
                 yield ordinal, Repo(str(name or ref.name), out, langs, quals), ref.source
     return kept_repos(), stats, names
+
+
+def _annotated(ref):
+    name, files, info = ref.read()
+    return Repo(name, files, [i["language"] for i in info], [i["quality"] for i in info])
 
 
 def write_corpus(out_dir, inputs, cfg=None, workers=1, shard=(0, 1), verbose=True):

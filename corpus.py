@@ -411,3 +411,31 @@ def split_repos(repos, val_fraction=0.1, seed=0):
     score = {r.name: unit_hash(f"{seed}:{r.name}") for r in repos}
     val = {r.name for r in repos if score[r.name] < val_fraction} or {min(score, key=score.get)}
     return [r for r in repos if r.name not in val], [r for r in repos if r.name in val]
+
+
+def main(argv=None):
+    """What the inputs hold, before any cleaning: repositories, files and MB per source and language."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--input", nargs="*", default=None, help="stdlib (default), system, directories, .jsonl files")
+    ap.add_argument("--source-mb", type=int, default=24, help="--input system: MB per system source")
+    args = ap.parse_args(argv)
+    try:
+        found = sources(args.input, args.source_mb)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    for name, refs in found:
+        refs, langs = list(refs), Counter()
+        for ref in refs:
+            try:
+                files = ref.read()[1]
+            except ValueError:
+                files = [("(malformed)", "")]
+            for path, data in files:
+                langs[extension_language(path) or "(none)"] += len(data or "")
+        print(f"{name}: {len(refs)} repos, {sum(r.size for r in refs) / 1e6:.1f} MB; MB by extension: "
+              + ", ".join(f"{k} {v / 1e6:.2f}" for k, v in langs.most_common(8)))
+
+
+if __name__ == "__main__":
+    main()

@@ -36,12 +36,9 @@ suffix (never the middle) or padding with <|fim_pad|> (target -100). Each docume
 C/C++ and JavaScript; other languages get character spans. FIM is PSM, the format of Fig. 3
 and of inference (spm_rate > 0 mixes in SPM, as Bavarian et al. do).
 
-What the built-in corpus is, honestly: code only, the running interpreter's standard
-library (each package a repository, the top-level modules one more; test/ and generated
-codec tables left out); `--input system` adds the C/C++, Java, Perl, shell, JavaScript and
-Python this machine holds. Docstrings and comments are their only natural language. The
-70:20:10 mixture of Table 3 (Mixture) is for sources you prepare yourself, each into its own
-directory.
+The built-in corpus is code only (the standard library; `--input system` adds the C/C++, Java,
+Perl, shell, JavaScript and Python this machine holds); the 70:20:10 mixture of Table 3
+(Mixture) is for sources you prepare yourself, each into its own directory.
 """
 import argparse
 import hashlib
@@ -60,8 +57,7 @@ import torch
 from clean import (GRAMMARS, CleanConfig, add_arguments, clean, config_from, ordered_map, summary,  # noqa: F401
                    tree_sitter_parser)
 from dedup import decontaminate  # noqa: F401  (sft_data.py imports it from here)
-from corpus import (CODE_EXTENSIONS, Repo, is_clean_corpus, load_corpus, read_jsonl, repo_refs,  # noqa: F401
-                    split_repos, unit_hash)
+from corpus import Repo, load_corpus, read_jsonl, split_repos, unit_hash  # noqa: F401  (their importers use data_fim)
 from tokenizer import Tokenizer
 
 # ----------------------------------------------------------------------------- FIM formats (Fig. 3, Fig. 4)
@@ -248,7 +244,7 @@ def _init_tokenize(tok, level, seq_len, languages):
 def _tokenize(job):
     """One repository's documents as (uint32 ids ending in <|endoftext|>, language id, quality);
     a repo-level document takes its last file's language (the FIM target) and its files' mean quality."""
-    ordinal, split, repo = job
+    _, split, repo = job
     tok, languages = _TOKENIZE["tok"], _TOKENIZE["languages"]
     langs = repo.languages or ["unknown"] * len(repo.files)
     quality = repo.quality or [1.0] * len(repo.files)
@@ -258,8 +254,8 @@ def _tokenize(job):
     else:
         docs = _repo_documents(tok, repo, _TOKENIZE["seq_len"])
         q = [sum(quality) / len(quality)] * len(repo.files)
-    return ordinal, split, [(np.asarray(ids + [tok.eot_id], dtype=np.uint32),
-                             languages.index(langs[k]) if langs[k] in languages else -1, q[k]) for ids, k in docs]
+    return split, len(repo.files), [(np.asarray(ids + [tok.eot_id], dtype=np.uint32),
+                                     languages.index(langs[k]) if langs[k] in languages else -1, q[k]) for ids, k in docs]
 
 
 class _Writer:
@@ -308,12 +304,6 @@ def _merge_parts(out_dir, n):
     return meta
 
 
-def _problems(problems):
-    if problems is None or problems == "none":
-        return []
-    return [problems] if isinstance(problems, (str, dict, os.PathLike)) else list(problems)
-
-
 def prepare(tokenizer, out_dir, inputs=None, level="file", seq_len=1024, *, val_fraction=0.1,
             problems="humaneval", seed=0, shard_tokens=2**28, max_bytes=1_000_000, verbose=True,
             workers=1, shard=(0, 1), clean_config=None):
@@ -329,15 +319,10 @@ def prepare(tokenizer, out_dir, inputs=None, level="file", seq_len=1024, *, val_
     if level not in ("file", "repo"):
         raise ValueError(f"level must be 'file' or 'repo', not {level!r}.")
     t0 = time.time()
-    cfg = clean_config or CleanConfig(max_bytes=max_bytes, decontaminate=_problems(problems))
+    problems = [] if problems in (None, "none") else [problems] if isinstance(problems, (str, dict)) else problems
+    cfg = clean_config or CleanConfig(max_bytes=max_bytes, decontaminate=list(problems))
     listed = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
-    if listed and len(listed) == 1 and is_clean_corpus(listed[0]):  # cleaned already: tokenize it as it is
-        with open(os.path.join(listed[0], "meta.json")) as f:
-            stats = json.load(f)
-        names = [ref.name for _, ref in repo_refs(listed)]
-        repos = ((o, _read_clean(ref), ref.source) for o, ref in repo_refs(listed) if o % shard[1] == shard[0])
-    else:
-        repos, stats, names = clean(listed, os.path.join(out_dir, "scan"), cfg, workers, shard, verbose)
+    repos, stats, names = clean(listed, os.path.join(out_dir, "scan"), cfg, workers, shard, verbose)
     if not names:
         raise ValueError(f"no usable source files in {inputs or 'the standard library'}; "
                          "check the path and the file extensions.")
@@ -348,8 +333,9 @@ def prepare(tokenizer, out_dir, inputs=None, level="file", seq_len=1024, *, val_
     writers = {s: _Writer(out_dir, f"{s}_{tag}", shard_tokens) for s in ("train", "val")}
     counts = {s: {"repos": 0, "files": 0} for s in writers}
     jobs = ((o, "val" if r.name in val else "train", r) for o, r, _ in repos)
-    for _, split, docs in ordered_map(_tokenize, _counted(jobs, counts), workers, _init_tokenize,
-                                      (tokenizer, level, seq_len, languages)):
+    for split, files, docs in ordered_map(_tokenize, jobs, workers, _init_tokenize, (tokenizer, level, seq_len, languages)):
+        counts[split]["repos"] += 1
+        counts[split]["files"] += files
         for ids, lang, q in docs:
             writers[split].write(ids, lang, q)
     splits = {s: {"shards": w.close(), **counts[s]} for s, w in writers.items()}
@@ -368,18 +354,6 @@ def prepare(tokenizer, out_dir, inputs=None, level="file", seq_len=1024, *, val_
     if shard[1] > 1:
         _merge_parts(out_dir, shard[1])
     return meta
-
-
-def _counted(jobs, counts):
-    for job in jobs:
-        counts[job[1]]["repos"] += 1
-        counts[job[1]]["files"] += len(job[2].files)
-        yield job
-
-
-def _read_clean(ref):
-    name, files, info = ref.read()
-    return Repo(name, files, [i["language"] for i in info], [i["quality"] for i in info])
 
 
 # ----------------------------------------------------------------------------- serving: packing + context-level FIM
