@@ -12,8 +12,9 @@ take OUT as their --input, so the tokenizer learns from the very text the model 
 Each file goes through these steps; the first that rejects it names the count it adds to:
   1. the file rules of corpus.py (unreadable, huge, binary, undecodable, empty, long lines, generated)
   2. language: the extension's (or the #! line's); where there is none, or it is ambiguous
-     (.h), the language-ID classifier's; where the classifier contradicts the extension with
-     >= 0.99 confidence, the classifier's ("relabelled": the extension lied)
+     (.h), the language-ID classifier's; where the classifier gives the extension's language
+     p < 0.01 and the file parses as the classifier's language but not as the extension's, the
+     classifier's ("relabelled": the extension lied)
   3. quality (Fig. 1): classify.QualityFilter's rounds; a score < 0.5 in a language the rounds
      learnt from is "low_quality". Seeds: documented files that parse are good; generated,
      minified, unparseable files and data tables are bad
@@ -92,13 +93,19 @@ def tree_sitter_parser(language):
 
 def parses(text, language):
     """True/False where a parser can judge the language: CPython's own for Python (Python 2
-    files fail), tree-sitter for Java and JavaScript (< 2% of the bytes in ERROR nodes). None
-    elsewhere, C and C++ included: their macros trip tree-sitter in perfectly good headers."""
+    files fail), json for JSON, tree-sitter for Java and JavaScript (< 2% of the bytes in ERROR
+    nodes). None elsewhere, C and C++ included: their macros trip tree-sitter in good headers."""
     if language == "python":
         try:
             ast.parse(text)
             return True
         except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return False
+    if language == "json":
+        try:
+            json.loads(text)
+            return True
+        except ValueError:
             return False
     if language not in ("java", "javascript"):
         return None
@@ -263,7 +270,10 @@ def language_of(path, text, lid):
     if said is None:
         return best, "classifier"
     p_said = lid.prob_of(proba[0], said)
-    if best != said and p_said is not None and p_said < 0.01:  # (bench: 0.7% of true labels, 99% of lies)
+    # A lie must be shown, not guessed: the classifier is sure, the file parses as its language
+    # and not as the extension's. (Guesses alone relabelled Python files that open with a long
+    # license comment as Markdown, "# ..." headings and all.)
+    if best != said and p_said is not None and p_said < 0.01 and parses(text, best) and not parses(text, said):
         return best, "relabelled"
     return said, how
 
@@ -387,7 +397,7 @@ def decide(arrays, cfg):
 def statistics(arrays, strings, extra, repos, reason, pairs, report, quality, bench_info, examples=8):
     """meta.json's account of the cleaning: counts per step, languages and sources, examples."""
     kept = reason == -1
-    path = lambda i: f"{repos[int(arrays['ordinal'][i])][0]}/{strings['paths'][i]}"
+    path = lambda i: f"{repos[int(arrays['ordinal'][i])][0]}:{strings['paths'][i]}"  # repository:path
     langs, sources = {}, {}
     for i in np.flatnonzero(kept):
         lang, src, size = strings["languages"][i], repos[int(arrays["ordinal"][i])][1], int(arrays["size"][i])

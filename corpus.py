@@ -220,9 +220,9 @@ def _zip_refs(path, source, depth=3):
         if not info.is_dir() and os.path.splitext(name)[1].lower() in CODE_EXTENSIONS:
             groups.setdefault("/".join(name.split("/")[:-1][:depth]), []).append(info)
 
-    def read(infos):
+    def read(infos):  # paths from the module's root: "java/util/List.java", as the package names it
         with zipfile.ZipFile(path) as z:  # one handle per read: safe in any process
-            return None, [(i.filename, z.read(i)) for i in infos], None
+            return None, [(i.filename.split("/", 1)[-1], z.read(i)) for i in infos], None
     return [RepoRef(f"{source}/{g}", source, sum(i.file_size for i in infos), lambda infos=infos: read(infos))
             for g, infos in sorted(groups.items())]
 

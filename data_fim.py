@@ -399,7 +399,7 @@ class PackedDataset:
     next token, -100 where the position is padding. See the module docstring for the design.
     """
 
-    def __init__(self, data_dir, tokenizer, seq_len, split="train", fim_rate=0.5, spm_rate=0.5, seed=0,
+    def __init__(self, data_dir, tokenizer, seq_len, split="train", fim_rate=0.5, spm_rate=0.0, seed=0,
                  syntax_rate=0.25, language="python"):
         path = os.path.join(data_dir, "meta.json")
         if not os.path.isfile(path):

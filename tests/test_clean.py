@@ -135,6 +135,27 @@ def test_seed_rule():
     assert K.parses("#define X(a) a\nX(int) f() {", "cpp") is None  # C/C++: macros make tree-sitter unreliable
 
 
+def test_language_rule_needs_proof_of_a_lie():
+    import numpy as np
+    import classify
+
+    def sure_of(language, labels=("markdown", "python", "java")):  # a classifier that always says `language`
+        model = classify.HashedLinear(list(labels), 64)
+        model.b[:] = np.where(np.array(labels) == language, 10.0, -10.0)
+        return classify.LanguageID(model)
+
+    license_first = "# Copyright 2024 Somebody\n# Licensed under the terms below\n" * 20 + "x = 1\n"
+    assert K.language_of("lib.py", license_first, sure_of("markdown")) == ("python", "extension")  # parses: kept
+    assert K.language_of("notes.md", "def f(x):\n    return x\n", sure_of("python")) == ("python", "relabelled")
+    assert K.language_of("A.py", "class A { int f() { return 1; } }\n", sure_of("java")) == ("java", "relabelled")
+    assert K.language_of("A.py", "class A { int f() { return 1; } }\n", sure_of("markdown")) == ("python", "extension")
+    assert K.language_of("run", "#!/bin/sh\necho hi\n", sure_of("python")) == ("shell", "shebang")
+    assert K.language_of("vector", "namespace std {}\n", sure_of("java")) == ("java", "classifier")  # no extension
+    assert K.language_of("x.h", "int f(void);\n", sure_of("java", ("c", "cpp", "java"))) in (("c", "classifier"),
+                                                                                            ("cpp", "classifier"))
+    assert K.language_of("x.h", "int f(void);\n", None) == ("c", "extension")
+
+
 @pytest.fixture(scope="module")
 def cleaned(planted, tmp_path_factory):
     root, bench, where = planted
