@@ -144,7 +144,19 @@ def seed_label(text, language, reason):
     return "good" if len(lines) >= 10 and documented else None
 
 
-# ----------------------------------------------------------------------------- parallel map
+# ----------------------------------------------------------------------------- parallel map, shared files
+
+def write_atomic(path, content):
+    """Write content (text, or a function that writes a given path) to a temporary file, then
+    rename it over path: shards sharing a directory never see half a file, and the temporary
+    name is this process's own, since several may write the same file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    if callable(content):
+        content(tmp)
+    else:
+        with open(tmp, "w") as f:
+            f.write(content)
+    os.replace(tmp, path)
 
 def ordered_map(fn, jobs, workers, initializer=None, initargs=(), window=4):
     """fn over jobs, results in job order, in `workers` processes with at most window x workers
@@ -458,8 +470,7 @@ def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait
     stamp = os.path.join(workdir, "settings.json")
     if os.path.exists(stamp) and open(stamp).read() != settings:
         raise ValueError(f"{workdir} holds a scan made with other settings or inputs; delete it or choose another --out.")
-    with open(stamp, "w") as f:
-        f.write(settings)
+    write_atomic(stamp, settings)
     t0, saved = time.time(), os.path.join(workdir, "classifiers.npz")
     if os.path.exists(saved):  # a rerun: the classifiers are trained already; only the sizes are needed
         lid, quality = classify.load(saved)
@@ -471,8 +482,7 @@ def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait
         lid, quality, report = train_classifiers(heaps, cfg)
         if lid:
             lid.report = report
-        classify.save(saved + ".tmp", lid, quality)
-        os.replace(saved + ".tmp", saved)
+        write_atomic(saved, lambda path: classify.save(path, lid, quality))
         del heaps
     index, bench_info = dedup.benchmarks(cfg.decontaminate) if cfg.decontaminate else (None, {})
     scan = lambda i: os.path.join(workdir, f"scan-{i}-of-{shard[1]}.npz")
@@ -542,9 +552,8 @@ def write_corpus(out_dir, inputs, cfg=None, workers=1, shard=(0, 1), verbose=Tru
     os.replace(part + ".tmp", part)
     meta = {"format": "corpus/1", "inputs": inputs, "settings": asdict(cfg or CleanConfig()), **stats,
             "seconds": round(time.time() - t0, 2)}
-    with open(os.path.join(out_dir, "meta.json"), "w") as f:  # every shard writes the same statistics
-        json.dump(meta, f, indent=1)
-    return meta
+    write_atomic(os.path.join(out_dir, "meta.json"), json.dumps(meta, indent=1))
+    return meta  # (every shard writes the same statistics)
 
 
 def summary(meta):

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from clean import (GRAMMARS, CleanConfig, add_arguments, clean, config_from, ordered_map, summary,  # noqa: F401
-                   tree_sitter_parser)
+                   tree_sitter_parser, write_atomic)
 from dedup import decontaminate  # noqa: F401  (sft_data.py imports it from here)
 from corpus import Repo, load_corpus, read_jsonl, split_repos, unit_hash  # noqa: F401  (their importers use data_fim)
 from tokenizer import Tokenizer
@@ -298,9 +298,7 @@ def _merge_parts(out_dir, n):
                       **{k: sum(p["splits"][split][k] for p in parts) for k in ("tokens", "docs", "repos", "files")}}
               for split in parts[0]["splits"]}
     meta = {**parts[0], "splits": splits, "seconds": max(p["seconds"] for p in parts)}
-    with open(os.path.join(out_dir, "meta.json.tmp"), "w") as f:
-        json.dump(meta, f, indent=1)
-    os.replace(os.path.join(out_dir, "meta.json.tmp"), os.path.join(out_dir, "meta.json"))
+    write_atomic(os.path.join(out_dir, "meta.json"), json.dumps(meta, indent=1))
     return meta
 
 
