@@ -144,7 +144,8 @@ def load_tokenizer(path):
     try:
         return Tokenizer.from_pretrained(path)
     except (FileNotFoundError, ValueError) as e:
-        raise Fatal(f"{e} (train one with `python tokenizer.py train --out {path}`, "
+        raise Fatal(f"{e} (train one: `python clean.py --out out/corpus && python tokenizer.py train "
+                    f"--input out/corpus --out {path}`, "
                     "or pass --tokenizer DIR)") from None
 
 
