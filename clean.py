@@ -24,9 +24,10 @@ Each file goes through these steps; the first that rejects it names the count it
 
 Three streaming passes (memory: one repository per worker, the classifiers' samples, and
 ~600 bytes per file for the duplicate decision; never the corpus):
-  0. sample: per language, the 1,000 files whose path hashes lowest teach language ID and the
-     quality rounds (a uniform sample, the same whatever the sharding) -> OUT/scan/classifiers.npz
-  1. scan, in --workers processes: steps 1-4 and a MinHash signature -> OUT/scan/I-of-N.npz
+  0. sample, in --workers processes: per language, the 1,000 files whose path hashes lowest
+     teach language ID and the quality rounds (a uniform sample, the same whatever the sharding;
+     every shard reads it all) -> OUT/scan/classifiers.npz
+  1. scan, in --workers processes: steps 1-4 and a MinHash signature -> OUT/scan/scan-I-of-N.npz
   2. once every shard's scan is in OUT/scan/: step 5 over all of them; then stream the kept files
 Sharding: repository k (in corpus order) belongs to shard k % N. All shards train the same
 classifiers and make the same duplicate decisions, so their parts together are exactly the
