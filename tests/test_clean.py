@@ -236,6 +236,27 @@ def test_rerun_resumes_and_refuses_other_settings(planted, cleaned):
         K.write_corpus(str(out), [str(root)], K.CleanConfig(quality_rounds=0), verbose=False)
 
 
+def test_bad_input_is_counted_never_fatal(tmp_path):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    good = [{"repo_name": f"r{i}", "files": [{"path": f"m{i}.py", "content": program("python", random.Random(i), i)}]}
+            for i in range(6)]
+    bad = [{"repo_name": "junk", "files": [{"path": "bin.py", "content": "\x00\x01\x02 binary"},
+                                           {"path": "long.js", "content": "var a=1;" * 500},
+                                           {"path": "sur.py", "content": "x = '\ud800'"}]}]
+    lines = [json.dumps(r) for r in good[:3] + bad] + ["{not json", '{"files": "nope"}'] + [json.dumps(r) for r in good[3:]]
+    (shards / "a.jsonl").write_text("\n".join(lines) + "\n")
+    with gzip.open(shards / "b.jsonl.gz", "wt") as f:
+        f.write(json.dumps(good[0] | {"repo_name": "again"}) + "\n" * 50)
+    data = (shards / "b.jsonl.gz").read_bytes()
+    (shards / "b.jsonl.gz").write_bytes(data[:-12])  # a truncated gzip stream
+    meta = K.write_corpus(str(tmp_path / "c"), [str(shards)], K.CleanConfig(decontaminate=[]), workers=2, verbose=False)
+    s = meta["skipped"]
+    assert (s["binary"], s["long_lines"], s["undecodable"]) == (1, 1, 1) and s["malformed"] >= 2
+    assert meta["corpus"]["files"] == 6 and [r.name for r in load_corpus([str(tmp_path / "c")])[0]] == \
+        [f"r{i}" for i in range(6)]
+
+
 def test_cli(planted, tmp_path, capsys):
     root, _, where = planted
     K.main(["--out", str(tmp_path / "c"), "--input", str(root), "--workers", "1", "--no-near-dedup",
