@@ -147,6 +147,9 @@ def test_language_rule_needs_proof_of_a_lie():
     license_first = "# Copyright 2024 Somebody\n# Licensed under the terms below\n" * 20 + "x = 1\n"
     assert K.language_of("lib.py", license_first, sure_of("markdown")) == ("python", "extension")  # parses: kept
     assert K.language_of("notes.md", "def f(x):\n    return x\n", sure_of("python")) == ("python", "relabelled")
+    # valid as both: the extension stands, however sure the classifier is
+    assert K.language_of("data.py", "[1, 2, 3]\n", sure_of("json", ("json", "python"))) == ("python", "extension")
+    assert K.language_of("data.txt", "[1, 2, 3]\n", sure_of("json", ("json", "text"))) == ("json", "relabelled")
     assert K.language_of("A.py", "class A { int f() { return 1; } }\n", sure_of("java")) == ("java", "relabelled")
     assert K.language_of("A.py", "class A { int f() { return 1; } }\n", sure_of("markdown")) == ("python", "extension")
     assert K.language_of("run", "#!/bin/sh\necho hi\n", sure_of("python")) == ("shell", "shebang")
