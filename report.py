@@ -20,7 +20,7 @@ STAGES = [  # (directory under OUT, title, report section)
     ("sft", "SFT, fine phase", "§4.2"),
     ("dpo", "DPO", "§4.2"),
 ]
-# Greedy pass@1 of the official checkpoints (FACTS §6), for context: not a target for a tiny model.
+# Greedy pass@1 of the official checkpoints (report Tables 5 and 16), for context: not a target for a tiny model.
 PAPER = {"humaneval_base": ("Qwen2.5-Coder-0.5B", 28.0), "humaneval": ("Qwen2.5-Coder-0.5B-Instruct", 61.6)}
 # The other families (eval.py mbpp, humaneval --plus, cruxeval, multipl-e), same sizes where the
 # report has them: Table 5 (EvalPlus, 0.5B); Tables 6 and 11 (MultiPL-E, CRUXEval: 1.5B, the

@@ -352,7 +352,7 @@ def verify(functions, cfg, stats):
         stats["executed" if res.status == "passed" else "rejected_test_failed"] += 1
 
 
-WRITE = [  # the first is the instruct HumanEval format (FACTS §6)
+WRITE = [  # the first is the instruct HumanEval format (qwencoder-eval's instruct prompt)
     "Can you complete the following Python function?\n```python\n{code}\n```\n",
     "Write a Python function `{name}` that does the following: {summary}\n\n```python\n{code}\n```",
     "Implement `{name}` as its docstring describes.\n```python\n{code}\n```",

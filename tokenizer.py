@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 import regex  # the `regex` module understands \p{L}; it ships with tiktoken
 import tiktoken
 
-# Qwen2's pre-tokenizer (FACTS §3). BPE never merges across these pieces. Unlike GPT-2 and
+# Qwen2's pre-tokenizer (its tokenizer.json in the official downloads). BPE never merges across these pieces. Unlike GPT-2 and
 # cl100k, \p{N} takes ONE digit: "2024" is always 4 tokens, which helps arithmetic.
 PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
            r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")

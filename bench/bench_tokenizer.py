@@ -1,4 +1,4 @@
-"""Benchmark tokenizer.py against Hugging Face `tokenizers` (issue 11; report §2 tokenization).
+"""Benchmark tokenizer.py against Hugging Face `tokenizers` (report §2 tokenization).
 
 1. Encode throughput (MB/s of UTF-8) on every .py file of the standard library with the
    official Qwen2.5 vocabulary: one thread, and batched (threads) — after checking that both

@@ -1,4 +1,4 @@
-"""pretrain.py's training step on this machine (issue 5): eager against torch.compile, and the
+"""pretrain.py's training step on this machine: eager against torch.compile, and the
 peak memory of one 0.5B step with and without activation checkpointing.
 
 Each configuration runs in a fresh process (so its peak resident memory is its own), builds

@@ -1,5 +1,5 @@
 """Tests for sandbox.py (report §4.1 multilingual sandbox). Ordinary programs in every language
-get the right verdict; syntax errors are caught before running; hostile programs (issue 6) get
+get the right verdict; syntax errors are caught before running; hostile programs get
 the right status within their time limit, leave no process behind and leave the caller alive.
 
 The red-team cases run once per isolation mode this machine has (the `mode` fixture: bwrap and

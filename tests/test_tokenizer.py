@@ -18,8 +18,8 @@ from hypothesis import given, settings, strategies as st
 from tokenizer import PATTERN, SPECIAL_TOKENS, Tokenizer, _stdlib_files, learn_merges, official_files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# FACTS §3 (report Table 2), copied here so a typo in tokenizer.py cannot hide.
-FACTS_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
+# Report Table 2 and the official tokenizer_config.json, copied here so a typo in tokenizer.py cannot hide.
+OFFICIAL_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
              "<|fim_prefix|>": 151659, "<|fim_middle|>": 151660, "<|fim_suffix|>": 151661,
              "<|fim_pad|>": 151662, "<|repo_name|>": 151663, "<|file_sep|>": 151664}
 DESIGN_ORDER = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|fim_prefix|>", "<|fim_middle|>",
@@ -75,8 +75,8 @@ def stdlib_ids(qwen, stdlib):
 # ---- the official vocabulary ----
 
 def test_official_special_tokens(qwen):
-    assert SPECIAL_TOKENS == FACTS_IDS and list(SPECIAL_TOKENS) == DESIGN_ORDER
-    for token, i in FACTS_IDS.items():
+    assert SPECIAL_TOKENS == OFFICIAL_IDS and list(SPECIAL_TOKENS) == DESIGN_ORDER
+    for token, i in OFFICIAL_IDS.items():
         assert qwen.special[token] == i
         assert qwen.encode(token, allowed_special="all") == [i]
         assert qwen.decode([i]) == token
@@ -140,7 +140,7 @@ def test_special_strings_in_data_stay_text(qwen):
     assert not set(ids) & set(qwen.special.values())
     assert qwen.decode(ids) == text
     mixed = qwen.encode("<|fim_prefix|><|endoftext|>", allowed_special={"<|fim_prefix|>"})
-    assert mixed[0] == FACTS_IDS["<|fim_prefix|>"] and FACTS_IDS["<|endoftext|>"] not in mixed
+    assert mixed[0] == OFFICIAL_IDS["<|fim_prefix|>"] and OFFICIAL_IDS["<|endoftext|>"] not in mixed
     with pytest.raises(ValueError, match="allowed_special"):
         qwen.encode("x", allowed_special={"<|not_a_token|>"})
 
