@@ -1,19 +1,26 @@
-"""The Qwen2.5-Coder transformer (report §2, Table 1; YaRN long context §3.2.2).
+"""The Qwen2.5-Coder transformer (report §2, Table 1; YaRN long context §3.2.2) and its generation.
 
 A pre-norm decoder: RMSNorm, rotary embeddings (split halves, rope_theta 1e6, optional
 static YaRN), grouped-query attention with q/k/v bias, SwiGLU MLP, tied or untied head.
 Parameter names equal Hugging Face's Qwen2ForCausalLM minus the leading `model.`, so an
 official checkpoint directory loads as is, and `save_pretrained` writes one transformers loads.
 
+Generation, the last part, is a small batched inference engine with nano-vLLM's split scaled
+down: `stream` schedules (continuous batching: a waiting prompt takes the slot a finished row
+frees), `KVCache` keeps every row's keys in preallocated per-slot rows, `_prefill` and `_decode`
+run the model. It lives here because `Transformer.generate` is its entry point and model.py
+imports nothing of the project; every stage that generates (eval, DPO pairs, chat) calls it.
+
     python model.py --name 32B                       # sizes and FLOPs of a config (built on meta)
     python model.py --load DIR --ids 750,15801,1445 --tokens 64   # greedy continuation of token ids
 
     from model import Transformer
     model = Transformer.from_pretrained("Qwen2.5-Coder-0.5B", dtype=torch.bfloat16)
-    out = model.generate(ids, max_new_tokens=64, stop_ids=(151643,))
+    new = model.generate([ids_a, ids_b], max_new_tokens=64, stop_ids=(151643,))  # new ids per prompt
 """
 import argparse
 import collections
+import itertools
 import json
 import math
 import os
@@ -165,53 +172,6 @@ class RMSNorm(nn.Module):
         return self.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
 
 
-class KVCache:
-    """Keys and values of `slots` sequences for every layer, allocated once for the whole run.
-
-    Per-slot rows rather than nano-vLLM's paged pool of blocks: scaled_dot_product_attention
-    wants each sequence's keys contiguous, so a paged pool would need a gather of every running
-    row's blocks per layer and step (SDPA has no paged-attention kernel), while rows cost only
-    the unused tail of each slot (bounded by KV_CACHE_BYTES). The running rows always occupy
-    slots 0..n-1 (a finished row's slot takes the last row, `move`), so a decode step attends
-    over the view [:n, :, :L] without copying anything.
-
-    Before each forward the engine says what it computes: prefill (`rows`: the slots that
-    prompts starting at position 0 are written to) or decode (`pos`: each running row's one
-    new position, `mask`: the keys each row may see).
-    """
-    def __init__(self, config, slots, max_len, dtype, device):
-        shape = (slots, config.num_key_value_heads, max_len, config.head_dim)
-        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
-        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
-        self.rows = self.pos = self.mask = None
-
-    def attend(self, layer, q, k, v):
-        gqa = q.shape[1] != k.shape[1]
-        if self.pos is None:
-            # Prefill: the prompts' own keys, causal from position 0. On CUDA this is the
-            # FlashAttention-2 kernel (no mask, is_causal); on CPU the flash CPU kernel.
-            for i, row in enumerate(self.rows):  # plain copies: indexing with a tensor is ~10x slower
-                self.k[layer][row, :, :k.shape[2]] = k[i]
-                self.v[layer][row, :, :k.shape[2]] = v[i]
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
-        # Decode: one query per row at its own position; rows of different lengths share the
-        # step, so a boolean mask hides each row's unused tail. A mask rules out FlashAttention
-        # on CUDA: SDPA takes the memory-efficient kernel (GQA supported); on CPU the flash CPU
-        # kernel, which accepts masks.
-        n, length = q.shape[0], self.mask.shape[-1]
-        rows = torch.arange(n, device=q.device)
-        self.k[layer][rows, :, self.pos] = k[:, :, 0]
-        self.v[layer][rows, :, self.pos] = v[:, :, 0]
-        return F.scaled_dot_product_attention(q, self.k[layer][:n, :, :length], self.v[layer][:n, :, :length],
-                                              attn_mask=self.mask, enable_gqa=gqa)
-
-    def move(self, src, dst, length):
-        """Copy the first `length` positions of slot src into slot dst, in every layer."""
-        for k, v in zip(self.k, self.v):
-            k[dst, :, :length] = k[src, :, :length]
-            v[dst, :, :length] = v[src, :, :length]
-
-
 class Attention(nn.Module):
     def __init__(self, c: ModelConfig, layer: int = 0):
         super().__init__()
@@ -263,80 +223,6 @@ def _token_losses(h, weight, targets, ignore_index):
     """Cross-entropy of one chunk of positions, logits upcast to fp32 (0 where ignored)."""
     logits = F.linear(h, weight).float()
     return F.cross_entropy(logits, targets, ignore_index=ignore_index, reduction="none")
-
-
-def process_logits(logits, temperature=0.0, top_k=None, top_p=None, repetition_penalty=1.0, seen=None):
-    """(B, V) fp32 logits after transformers' processors, in its order: the repetition penalty
-    (also when greedy), then when sampling temperature, top-k and nucleus (top-p) filtering.
-
-    seen (B, V) bool marks the tokens a row already holds (prompt and reply): their logits are
-    divided by repetition_penalty where positive and multiplied where negative (the CTRL paper's
-    penalty, as transformers' RepetitionPenaltyLogitsProcessor).
-    """
-    logits = logits.float()
-    if repetition_penalty != 1.0 and seen is not None:
-        penalised = torch.where(logits < 0, logits * repetition_penalty, logits / repetition_penalty)
-        logits = torch.where(seen, penalised, logits)
-    if temperature == 0:
-        return logits
-    logits = logits / temperature
-    if top_k:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        probs = sorted_logits.softmax(dim=-1)
-        # Keep the smallest prefix whose mass reaches top_p (the most likely token always stays).
-        drop = probs.cumsum(dim=-1) - probs >= top_p
-        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    return logits
-
-
-def sample(logits, temperature=0.0, top_k=None, top_p=None, repetition_penalty=1.0, seen=None, generators=None):
-    """Next token per row from (B, V) logits: argmax at temperature 0, else a draw from the
-    processed distribution. generators: one torch.Generator per row, so a row's draws depend on
-    its own seed and not on which rows share its batch; without them, the global RNG."""
-    logits = process_logits(logits, temperature, top_k, top_p, repetition_penalty, seen)
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    # An inverse-CDF draw: one uniform number per row picks the token whose slice of the
-    # cumulative distribution holds it (torch.multinomial's distribution, one generator per row).
-    # The numbers are drawn on the CPU, so a seed gives the same draws on every device.
-    cdf = logits.softmax(dim=-1).cumsum(dim=-1)
-    u = torch.cat([torch.rand(1, generator=g) for g in generators]) if generators else torch.rand(len(cdf))
-    u = u.to(cdf.device)[:, None] * cdf[:, -1:]  # the total is 1 up to rounding
-    return torch.searchsorted(cdf, u, right=True).clamp_max(cdf.shape[-1] - 1).squeeze(-1)
-
-
-def inference_dtype(device, choice="auto"):
-    """The weights' dtype for generation: "bf16", "fp32", or "auto": bf16 on GPUs that support it
-    and on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX: oneDNN's bf16 matrix products run
-    ~2.5x faster than fp32 there, bench/RESULTS.md), else fp32 (emulated bf16 would be slower)."""
-    if choice not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"dtype {choice!r} is not one of auto, bf16, fp32.")
-    if choice == "auto":
-        if torch.device(device).type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-        # get_cpu_capability() says "AVX512" for AVX512 CPUs with and without the bf16 instructions.
-        native = [getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-        return torch.bfloat16 if any(native) else torch.float32
-    return torch.bfloat16 if choice == "bf16" else torch.float32
-
-
-class _Row:
-    """One sequence in flight: its prompt, the ids generated so far, its own random generator."""
-    def __init__(self, index, prompt, seed):
-        self.index, self.prompt, self.key, self.new = index, prompt, tuple(prompt), []
-        self.gen = torch.Generator().manual_seed(seed)
-        self.logits = None  # the prompt's next-token logits, shared with its rows admitted later
-
-    @property
-    def pos(self):  # the position of the newest token, the one the cache does not hold yet
-        return len(self.prompt) + len(self.new) - 1
-
-
-def _has_stop(text, stops):
-    return any(s.search(text) if isinstance(s, re.Pattern) else s in text for s in stops)
 
 
 class Transformer(nn.Module):
@@ -425,6 +311,98 @@ class Transformer(nn.Module):
         if reduction == "sum":
             return loss.sum()
         return loss.sum() / (targets != ignore_index).sum()
+
+    @classmethod
+    def from_pretrained(cls, path, device="cpu", dtype=None):
+        """Load a Hugging Face-format directory (the official Qwen2.5-Coder download layout).
+
+        The model is built on the meta device and each tensor is read from the safetensors
+        files straight into place (load_state_dict(assign=True)): no second copy in memory.
+        dtype None keeps the checkpoint's dtype.
+        """
+        from safetensors import safe_open
+        cfg_file = os.path.join(path, "config.json")
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"{path}: no such directory; pass a Hugging Face model directory.")
+        if not os.path.isfile(cfg_file):
+            raise FileNotFoundError(f"{cfg_file}: missing; a model directory needs config.json and weights.")
+        try:
+            with open(cfg_file) as f:
+                hf = json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{cfg_file}: not valid JSON ({e}); restore the file from the original download.")
+        arch = hf.get("architectures") or ["Qwen2ForCausalLM"]
+        if hf.get("model_type") != "qwen2" or "Qwen2ForCausalLM" not in arch:
+            raise ValueError(f"{cfg_file}: model_type {hf.get('model_type')!r} / architectures {arch} is not "
+                             "a Qwen2ForCausalLM; point to a Qwen2.5(-Coder) checkpoint.")
+        if hf.get("use_sliding_window"):
+            raise ValueError(f"{cfg_file}: use_sliding_window is true, which Qwen2.5-Coder never uses; "
+                             "set it to false.")
+        try:
+            config = ModelConfig.from_hf(hf)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{cfg_file}: cannot read the model config ({e!r}); "
+                             "compare it with an official config.json.")
+
+        index = os.path.join(path, "model.safetensors.index.json")
+        if os.path.isfile(os.path.join(path, "model.safetensors")):
+            files = {"model.safetensors": None}
+        elif os.path.isfile(index):
+            try:
+                with open(index) as f:
+                    files = dict.fromkeys(sorted(set(json.load(f)["weight_map"].values())))
+            except (ValueError, KeyError, AttributeError) as e:
+                raise ValueError(f"{index}: unreadable ({e!r}); it needs a \"weight_map\" of tensor -> file.")
+        else:
+            raise FileNotFoundError(f"{path}: no model.safetensors or model.safetensors.index.json; "
+                                    "download the weights into this directory.")
+
+        with torch.device("meta"):
+            model = cls(config)
+        expected = {k: v.shape for k, v in model.state_dict().items()}
+        if config.tie_word_embeddings:
+            del expected["lm_head.weight"]  # tied checkpoints do not store the head
+        state = {}
+        for name in files:
+            fname = os.path.join(path, name)
+            if not os.path.isfile(fname):
+                raise FileNotFoundError(f"{fname}: missing, but {os.path.basename(index)} lists it; "
+                                        "download every shard.")
+            with safe_open(fname, framework="pt", device="cpu") as f:
+                for key in f.keys():
+                    ours = key.removeprefix("model.")
+                    if ours not in expected:
+                        if ours == "lm_head.weight":
+                            continue  # some exports store the tied head too
+                        raise ValueError(f"{fname}: unexpected tensor {key}; this is not a Qwen2ForCausalLM "
+                                         "checkpoint matching config.json.")
+                    t = f.get_tensor(key)
+                    if t.shape != expected[ours]:
+                        raise ValueError(f"{fname}: {key} has shape {list(t.shape)} but config.json implies "
+                                         f"{list(expected[ours])}; the weights and config.json do not match.")
+                    state[ours] = t.to(device=device, dtype=dtype or t.dtype)
+        missing = sorted(set(expected) - set(state))
+        if missing:
+            raise ValueError(f"{path}: the weights lack {len(missing)} tensors (e.g. {missing[0]}); "
+                             "the checkpoint is incomplete or belongs to another config.")
+        if config.tie_word_embeddings:
+            state["lm_head.weight"] = state["embed_tokens.weight"]
+        model.load_state_dict(state, assign=True)
+        model._tie_weights()
+        return model.eval()
+
+    def save_pretrained(self, path):
+        """Write config.json + model.safetensors in the official layout (tied: no lm_head.weight)."""
+        from safetensors.torch import save_file
+        os.makedirs(path, exist_ok=True)
+        state = {("" if k == "lm_head.weight" else "model.") + k: v.detach().contiguous()
+                 for k, v in self.state_dict().items()
+                 if not (k == "lm_head.weight" and self.config.tie_word_embeddings)}
+        config = self.config.to_hf()
+        config["torch_dtype"] = str(self.embed_tokens.weight.dtype).removeprefix("torch.")
+        with open(os.path.join(path, "config.json"), "w") as f:
+            json.dump(config, f, indent=2)
+        save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
 
     # ------------------------------------------------------------------------- generation
 
@@ -544,23 +522,23 @@ class Transformer(nn.Module):
 
     def _prefill(self, cache, running, rows, rope):
         """Write the new rows' prompts into the slots after `running`, which they join; return
-        their next-token logits. Equal prompts are computed once and copied (`cache.move`)."""
+        their next-token logits. The prompts go through the model packed into one sequence (large
+        matrix products, no padding) and a prompt the cache holds already is copied instead."""
         first, device = len(running), rope[0].device
-        slot = {r.key: s for s, r in enumerate(running)}  # prompts the cache holds already
-        todo = collections.defaultdict(dict)  # prompt length -> {prompt: its first new slot}
-        for k, r in enumerate(rows):
-            if r.key not in slot and r.key not in todo[len(r.prompt)]:
-                todo[len(r.prompt)][r.key] = first + k
+        slot = {r.key: s for s, r in enumerate(running)}  # where each prompt's keys are (or will be)
+        todo = [r.key for k, r in enumerate(rows) if slot.setdefault(r.key, first + k) == first + k]
         running += rows
-        for length, group in todo.items():  # equal lengths in one forward, PREFILL_TOKENS at most
-            group = list(group.items())
-            for b in range(0, len(group), max(1, PREFILL_TOKENS // length)):
-                chunk = group[b:b + max(1, PREFILL_TOKENS // length)]
-                cache.rows, cache.pos = [s for _, s in chunk], None
-                ids = torch.tensor([key for key, _ in chunk], device=device)
-                h = self._hidden(ids, (rope[0][:length], rope[1][:length]), cache)[:, -1]
-                for (key, s), logits in zip(chunk, self.lm_head(h).float()):
-                    slot[key], running[s].logits = s, logits
+        while todo:
+            n = max(1, sum(1 for _ in itertools.takewhile(lambda used: used <= PREFILL_TOKENS,
+                                                          itertools.accumulate(map(len, todo)))))
+            chunk, todo = todo[:n], todo[n:]
+            ends = list(itertools.accumulate(map(len, chunk)))
+            cache.pos, cache.segments = None, [(slot[key], end - len(key), end) for key, end in zip(chunk, ends)]
+            ids = torch.tensor([t for key in chunk for t in key], device=device)[None]
+            rope_packed = tuple(torch.cat([table[:len(key)] for key in chunk]) for table in rope)
+            h = self._hidden(ids, rope_packed, cache)[0, [end - 1 for end in ends]]
+            for key, logits in zip(chunk, self.lm_head(h).float()):  # one pass over the head's weights
+                running[slot[key]].logits = logits
         for k, r in enumerate(rows):
             if slot[r.key] != first + k:
                 cache.move(slot[r.key], first + k, len(r.prompt))
@@ -574,104 +552,139 @@ class Transformer(nn.Module):
         pos = torch.tensor([r.pos for r in running] + [0] * idle, device=device)
         tokens = torch.tensor([[r.new[-1]] for r in running] + [[0]] * idle, device=device)
         keys = torch.arange(rope[0].shape[0] if fixed else max(r.pos for r in running) + 1, device=device)
-        cache.rows, cache.pos, cache.mask = None, pos, (keys <= pos[:, None])[:, None, None]
+        cache.pos, cache.mask = pos, (keys <= pos[:, None])[:, None, None]
         return forward(tokens, rope[0][pos][:, None, None], rope[1][pos][:, None, None], cache)[:len(running)]
 
     def _step(self, tokens, cos, sin, cache):
         """The decode step's forward (what `compile` compiles): logits of each row's last token."""
         return self.lm_head(self._hidden(tokens, (cos, sin), cache)[:, -1]).float()
 
-    @classmethod
-    def from_pretrained(cls, path, device="cpu", dtype=None):
-        """Load a Hugging Face-format directory (the official Qwen2.5-Coder download layout).
 
-        The model is built on the meta device and each tensor is read from the safetensors
-        files straight into place (load_state_dict(assign=True)): no second copy in memory.
-        dtype None keeps the checkpoint's dtype.
-        """
-        from safetensors import safe_open
-        cfg_file = os.path.join(path, "config.json")
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"{path}: no such directory; pass a Hugging Face model directory.")
-        if not os.path.isfile(cfg_file):
-            raise FileNotFoundError(f"{cfg_file}: missing; a model directory needs config.json and weights.")
-        try:
-            with open(cfg_file) as f:
-                hf = json.load(f)
-        except ValueError as e:
-            raise ValueError(f"{cfg_file}: not valid JSON ({e}); restore the file from the original download.")
-        arch = hf.get("architectures") or ["Qwen2ForCausalLM"]
-        if hf.get("model_type") != "qwen2" or "Qwen2ForCausalLM" not in arch:
-            raise ValueError(f"{cfg_file}: model_type {hf.get('model_type')!r} / architectures {arch} is not "
-                             "a Qwen2ForCausalLM; point to a Qwen2.5(-Coder) checkpoint.")
-        if hf.get("use_sliding_window"):
-            raise ValueError(f"{cfg_file}: use_sliding_window is true, which Qwen2.5-Coder never uses; "
-                             "set it to false.")
-        try:
-            config = ModelConfig.from_hf(hf)
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{cfg_file}: cannot read the model config ({e!r}); "
-                             "compare it with an official config.json.")
+# ----------------------------------------------------------------------------- generation: cache, sampling
 
-        index = os.path.join(path, "model.safetensors.index.json")
-        if os.path.isfile(os.path.join(path, "model.safetensors")):
-            files = {"model.safetensors": None}
-        elif os.path.isfile(index):
-            try:
-                with open(index) as f:
-                    files = dict.fromkeys(sorted(set(json.load(f)["weight_map"].values())))
-            except (ValueError, KeyError, AttributeError) as e:
-                raise ValueError(f"{index}: unreadable ({e!r}); it needs a \"weight_map\" of tensor -> file.")
-        else:
-            raise FileNotFoundError(f"{path}: no model.safetensors or model.safetensors.index.json; "
-                                    "download the weights into this directory.")
+class KVCache:
+    """Keys and values of `slots` sequences for every layer, allocated once for the whole run.
 
-        with torch.device("meta"):
-            model = cls(config)
-        expected = {k: v.shape for k, v in model.state_dict().items()}
-        if config.tie_word_embeddings:
-            del expected["lm_head.weight"]  # tied checkpoints do not store the head
-        state = {}
-        for name in files:
-            fname = os.path.join(path, name)
-            if not os.path.isfile(fname):
-                raise FileNotFoundError(f"{fname}: missing, but {os.path.basename(index)} lists it; "
-                                        "download every shard.")
-            with safe_open(fname, framework="pt", device="cpu") as f:
-                for key in f.keys():
-                    ours = key.removeprefix("model.")
-                    if ours not in expected:
-                        if ours == "lm_head.weight":
-                            continue  # some exports store the tied head too
-                        raise ValueError(f"{fname}: unexpected tensor {key}; this is not a Qwen2ForCausalLM "
-                                         "checkpoint matching config.json.")
-                    t = f.get_tensor(key)
-                    if t.shape != expected[ours]:
-                        raise ValueError(f"{fname}: {key} has shape {list(t.shape)} but config.json implies "
-                                         f"{list(expected[ours])}; the weights and config.json do not match.")
-                    state[ours] = t.to(device=device, dtype=dtype or t.dtype)
-        missing = sorted(set(expected) - set(state))
-        if missing:
-            raise ValueError(f"{path}: the weights lack {len(missing)} tensors (e.g. {missing[0]}); "
-                             "the checkpoint is incomplete or belongs to another config.")
-        if config.tie_word_embeddings:
-            state["lm_head.weight"] = state["embed_tokens.weight"]
-        model.load_state_dict(state, assign=True)
-        model._tie_weights()
-        return model.eval()
+    Per-slot rows rather than nano-vLLM's paged pool of blocks: scaled_dot_product_attention
+    wants each sequence's keys contiguous, so a paged pool would need a gather of every running
+    row's blocks per layer and step (SDPA has no paged-attention kernel), while rows cost only
+    the unused tail of each slot (bounded by KV_CACHE_BYTES). The running rows always occupy
+    slots 0..n-1 (a finished row's slot takes the last row, `move`), so a decode step attends
+    over the view [:n, :, :L] without copying anything.
 
-    def save_pretrained(self, path):
-        """Write config.json + model.safetensors in the official layout (tied: no lm_head.weight)."""
-        from safetensors.torch import save_file
-        os.makedirs(path, exist_ok=True)
-        state = {("" if k == "lm_head.weight" else "model.") + k: v.detach().contiguous()
-                 for k, v in self.state_dict().items()
-                 if not (k == "lm_head.weight" and self.config.tie_word_embeddings)}
-        config = self.config.to_hf()
-        config["torch_dtype"] = str(self.embed_tokens.weight.dtype).removeprefix("torch.")
-        with open(os.path.join(path, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
-        save_file(state, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+    Before each forward the engine says what it computes: a prefill (`segments`: which slot
+    each prompt of the packed sequence goes to, and where it lies in the sequence) or a decode
+    step (`pos`: each running row's one new position, `mask`: the keys each row may see).
+    """
+    def __init__(self, config, slots, max_len, dtype, device):
+        shape = (slots, config.num_key_value_heads, max_len, config.head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.segments = self.pos = self.mask = None
+
+    def attend(self, layer, q, k, v):
+        gqa = q.shape[1] != k.shape[1]
+        if self.pos is None:
+            # Prefill: prompts packed into one sequence, each attending to itself, causally from
+            # its own position 0. On CUDA this is the FlashAttention-2 kernel (is_causal, no
+            # mask); on CPU the flash CPU kernel.
+            out = []
+            for row, a, b in self.segments:
+                self.k[layer][row, :, :b - a] = k[0, :, a:b]
+                self.v[layer][row, :, :b - a] = v[0, :, a:b]
+                out.append(F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b],
+                                                          is_causal=True, enable_gqa=gqa))
+            return torch.cat(out, dim=2)
+        # Decode: one query per row at its own position; rows of different lengths share the
+        # step, so a boolean mask hides each row's unused tail. A mask rules out FlashAttention
+        # on CUDA: SDPA takes the memory-efficient kernel (GQA supported); on CPU the flash CPU
+        # kernel, which accepts masks.
+        n, length = q.shape[0], self.mask.shape[-1]
+        rows = torch.arange(n, device=q.device)
+        self.k[layer][rows, :, self.pos] = k[:, :, 0]
+        self.v[layer][rows, :, self.pos] = v[:, :, 0]
+        return F.scaled_dot_product_attention(q, self.k[layer][:n, :, :length], self.v[layer][:n, :, :length],
+                                              attn_mask=self.mask, enable_gqa=gqa)
+
+    def move(self, src, dst, length):
+        """Copy the first `length` positions of slot src into slot dst, in every layer."""
+        for k, v in zip(self.k, self.v):
+            k[dst, :, :length] = k[src, :, :length]
+            v[dst, :, :length] = v[src, :, :length]
+
+
+def process_logits(logits, temperature=0.0, top_k=None, top_p=None, repetition_penalty=1.0, seen=None):
+    """(B, V) fp32 logits after transformers' processors, in its order: the repetition penalty
+    (also when greedy), then when sampling temperature, top-k and nucleus (top-p) filtering.
+
+    seen (B, V) bool marks the tokens a row already holds (prompt and reply): their logits are
+    divided by repetition_penalty where positive and multiplied where negative (the CTRL paper's
+    penalty, as transformers' RepetitionPenaltyLogitsProcessor).
+    """
+    logits = logits.float()
+    if repetition_penalty != 1.0 and seen is not None:
+        penalised = torch.where(logits < 0, logits * repetition_penalty, logits / repetition_penalty)
+        logits = torch.where(seen, penalised, logits)
+    if temperature == 0:
+        return logits
+    logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # Keep the smallest prefix whose mass reaches top_p (the most likely token always stays).
+        drop = probs.cumsum(dim=-1) - probs >= top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return logits
+
+
+def sample(logits, temperature=0.0, top_k=None, top_p=None, repetition_penalty=1.0, seen=None, generators=None):
+    """Next token per row from (B, V) logits: argmax at temperature 0, else a draw from the
+    processed distribution. generators: one torch.Generator per row, so a row's draws depend on
+    its own seed and not on which rows share its batch; without them, the global RNG."""
+    logits = process_logits(logits, temperature, top_k, top_p, repetition_penalty, seen)
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    # An inverse-CDF draw: one uniform number per row picks the token whose slice of the
+    # cumulative distribution holds it (torch.multinomial's distribution, one generator per row).
+    # The numbers are drawn on the CPU, so a seed gives the same draws on every device.
+    cdf = logits.softmax(dim=-1).cumsum(dim=-1)
+    u = torch.cat([torch.rand(1, generator=g) for g in generators]) if generators else torch.rand(len(cdf))
+    u = u.to(cdf.device)[:, None] * cdf[:, -1:]  # the total is 1 up to rounding
+    return torch.searchsorted(cdf, u, right=True).clamp_max(cdf.shape[-1] - 1).squeeze(-1)
+
+
+def inference_dtype(device, choice="auto"):
+    """The weights' dtype for generation: "bf16", "fp32", or "auto": bf16 on GPUs that support it
+    and on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX: oneDNN's bf16 matrix products run
+    ~2.5x faster than fp32 there, bench/RESULTS.md), else fp32 (emulated bf16 would be slower)."""
+    if choice not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"dtype {choice!r} is not one of auto, bf16, fp32.")
+    if choice == "auto":
+        if torch.device(device).type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        # get_cpu_capability() says "AVX512" for AVX512 CPUs with and without the bf16 instructions.
+        native = [getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return torch.bfloat16 if any(native) else torch.float32
+    return torch.bfloat16 if choice == "bf16" else torch.float32
+
+
+class _Row:
+    """One sequence in flight: its prompt, the ids generated so far, its own random generator."""
+    def __init__(self, index, prompt, seed):
+        self.index, self.prompt, self.key, self.new = index, prompt, tuple(prompt), []
+        self.gen = torch.Generator().manual_seed(seed)
+        self.logits = None  # the prompt's next-token logits, shared with its rows admitted later
+
+    @property
+    def pos(self):  # the position of the newest token, the one the cache does not hold yet
+        return len(self.prompt) + len(self.new) - 1
+
+
+def _has_stop(text, stops):
+    return any(s.search(text) if isinstance(s, re.Pattern) else s in text for s in stops)
 
 
 def main():
