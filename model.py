@@ -596,15 +596,18 @@ class KVCache:
                                                           is_causal=True, enable_gqa=gqa))
             return torch.cat(out, dim=2)
         # Decode: one query per row at its own position; rows of different lengths share the
-        # step, so a boolean mask hides each row's unused tail. A mask rules out FlashAttention
-        # on CUDA: SDPA takes the memory-efficient kernel (GQA supported); on CPU the flash CPU
-        # kernel, which accepts masks.
-        n, length = q.shape[0], self.mask.shape[-1]
+        # step, so a boolean mask hides each row's unused tail. The query heads that share a
+        # key/value head enter as that head's queries, (n, kv heads, group, head_dim): the same
+        # attention without GQA, which the CPU kernel runs ~10x faster in bf16 than one query
+        # with enable_gqa (bench/RESULTS.md). A mask rules out FlashAttention on CUDA: SDPA takes
+        # the memory-efficient kernel there; on CPU the flash CPU kernel, which accepts masks.
+        (n, heads, _, d), kv, length = q.shape, k.shape[1], self.mask.shape[-1]
         rows = torch.arange(n, device=q.device)
         self.k[layer][rows, :, self.pos] = k[:, :, 0]
         self.v[layer][rows, :, self.pos] = v[:, :, 0]
-        return F.scaled_dot_product_attention(q, self.k[layer][:n, :, :length], self.v[layer][:n, :, :length],
-                                              attn_mask=self.mask, enable_gqa=gqa)
+        y = F.scaled_dot_product_attention(q.reshape(n, kv, heads // kv, d), self.k[layer][:n, :, :length],
+                                           self.v[layer][:n, :, :length], attn_mask=self.mask)
+        return y.reshape(n, heads, 1, d)
 
     def move(self, src, dst, length):
         """Copy the first `length` positions of slot src into slot dst, in every layer."""
