@@ -599,7 +599,8 @@ def main(argv=None):
         s.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto",
                        help="auto: bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX), else fp32")
         s.add_argument("--max-new-tokens", type=int, default=max_new)
-        s.add_argument("--batch-size", type=int, default=16, help="sequences generated (or scored) together")
+        s.add_argument("--batch-size", type=int, default=16 if name == "loss" else 64,
+                       help="sequences generated (or scored) together")
         s.add_argument("--compile", action="store_true", help="torch.compile the decode step (CUDA graphs on GPU)")
         s.add_argument("--seed", type=int, default=0)
         if name in ("humaneval", "fim"):

@@ -549,9 +549,14 @@ class Transformer(nn.Module):
         """Next-token logits of every running row, whose newest tokens sit at different positions.
         fixed: compute that many rows over the whole cache (idle slots too), for fixed shapes."""
         device, idle = rope[0].device, max(0, fixed - len(running))
-        pos = torch.tensor([r.pos for r in running] + [0] * idle, device=device)
         tokens = torch.tensor([[r.new[-1]] for r in running] + [[0]] * idle, device=device)
-        keys = torch.arange(rope[0].shape[0] if fixed else max(r.pos for r in running) + 1, device=device)
+        at = {r.pos for r in running}
+        if len(at) == 1 and not fixed:  # all rows at one position (batch 1, a tensor batch): no mask
+            p = at.pop()
+            cache.pos, cache.mask = p, None
+            return forward(tokens, rope[0][p:p + 1], rope[1][p:p + 1], cache)
+        pos = torch.tensor([r.pos for r in running] + [0] * idle, device=device)
+        keys = torch.arange(rope[0].shape[0] if fixed else max(at) + 1, device=device)
         cache.pos, cache.mask = pos, (keys <= pos[:, None])[:, None, None]
         return forward(tokens, rope[0][pos][:, None, None], rope[1][pos][:, None, None], cache)[:len(running)]
 
@@ -574,7 +579,8 @@ class KVCache:
 
     Before each forward the engine says what it computes: a prefill (`segments`: which slot
     each prompt of the packed sequence goes to, and where it lies in the sequence) or a decode
-    step (`pos`: each running row's one new position, `mask`: the keys each row may see).
+    step (`pos`: each running row's one new position, `mask`: the keys each row may see; or an
+    int and no mask when every row is at the same position).
     """
     def __init__(self, config, slots, max_len, dtype, device):
         shape = (slots, config.num_key_value_heads, max_len, config.head_dim)
@@ -601,12 +607,17 @@ class KVCache:
         # attention without GQA, which the CPU kernel runs ~10x faster in bf16 than one query
         # with enable_gqa (bench/RESULTS.md). A mask rules out FlashAttention on CUDA: SDPA takes
         # the memory-efficient kernel there; on CPU the flash CPU kernel, which accepts masks.
-        (n, heads, _, d), kv, length = q.shape, k.shape[1], self.mask.shape[-1]
-        rows = torch.arange(n, device=q.device)
-        self.k[layer][rows, :, self.pos] = k[:, :, 0]
-        self.v[layer][rows, :, self.pos] = v[:, :, 0]
-        y = F.scaled_dot_product_attention(q.reshape(n, kv, heads // kv, d), self.k[layer][:n, :, :length],
-                                           self.v[layer][:n, :, :length], attn_mask=self.mask)
+        (n, heads, _, d), kv = q.shape, k.shape[1]
+        if self.mask is None:  # every row at position pos: plain slices, no mask
+            self.k[layer][:n, :, self.pos] = k[:, :, 0]
+            self.v[layer][:n, :, self.pos] = v[:, :, 0]
+            keys, values = self.k[layer][:n, :, :self.pos + 1], self.v[layer][:n, :, :self.pos + 1]
+        else:
+            rows, length = torch.arange(n, device=q.device), self.mask.shape[-1]
+            self.k[layer][rows, :, self.pos] = k[:, :, 0]
+            self.v[layer][rows, :, self.pos] = v[:, :, 0]
+            keys, values = self.k[layer][:n, :, :length], self.v[layer][:n, :, :length]
+        y = F.scaled_dot_product_attention(q.reshape(n, kv, heads // kv, d), keys, values, attn_mask=self.mask)
         return y.reshape(n, heads, 1, d)
 
     def move(self, src, dst, length):
