@@ -407,21 +407,27 @@ def test_sampling_draws_from_the_processed_distribution():
     assert set(nucleus.tolist()) == {2, 3}
 
 
-@pytest.mark.parametrize("temperature", [0.0, 0.7])
-def test_logits_processing_matches_transformers(temperature):
+@pytest.mark.parametrize("temperature,top_k,scale", [(0.0, 20, 3.0), (0.7, 20, 3.0), (0.7, None, 8.0),
+                                                     (0.7, None, 0.1)])
+def test_logits_processing_matches_transformers(temperature, top_k, scale):
     from transformers.generation.logits_process import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
                                                         TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
     torch.manual_seed(0)
-    logits, ids = 3 * torch.randn(6, 50), torch.randint(0, 50, (6, 12))
-    seen = torch.zeros(6, 50, dtype=torch.bool).scatter_(1, ids, True)
+    # 2,000 logits: peaked ones keep their nucleus within the 1,024 most likely, flat ones do not
+    logits, ids = scale * torch.randn(6, 2000), torch.randint(0, 2000, (6, 12))
+    seen = torch.zeros(6, 2000, dtype=torch.bool).scatter_(1, ids, True)
     hf = [RepetitionPenaltyLogitsProcessor(1.1)]  # the official instruct generation_config's settings
     if temperature:
-        hf += [TemperatureLogitsWarper(temperature), TopKLogitsWarper(20), TopPLogitsWarper(0.8)]
+        hf += [TemperatureLogitsWarper(temperature)] + ([TopKLogitsWarper(top_k)] if top_k else [])
+        hf += [TopPLogitsWarper(0.8)]
     expected = LogitsProcessorList(hf)(ids, logits.clone())
-    got = model_module.process_logits(logits, temperature, top_k=20, top_p=0.8, repetition_penalty=1.1, seen=seen)
+    got = model_module.process_logits(logits, temperature, top_k=top_k, top_p=0.8, repetition_penalty=1.1,
+                                      seen=seen)
     assert torch.equal(torch.isinf(got), torch.isinf(expected))
     assert torch.allclose(got[~torch.isinf(got)], expected[~torch.isinf(expected)], atol=1e-6)
     assert (got != logits / (temperature or 1)).any()  # the processors did something
+    kept = (~torch.isinf(got)).sum(-1)  # sampling: a nucleus of more than one token, wider than 1,024 if flat
+    assert temperature == 0 or ((kept < 2000).all() and (kept > 1).any() and (kept > 1024).any() == (scale < 1))
 
 
 def test_greedy_repetition_penalty_matches_transformers(tmp_path):
