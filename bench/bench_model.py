@@ -34,7 +34,7 @@ import time
 import torch
 
 from bench.common import peak_rss_mb, report, timeit
-from model import ModelConfig, Transformer
+from model import ModelConfig, Transformer, inference_dtype
 
 DTYPES = ("fp32", "bf16")
 # The prefill model: tiny, with the report's YaRN factor 4 over a 4K original context, so an
@@ -224,6 +224,8 @@ def bench_humaneval(limit, batch_size, dtype):
         rate = next((line for line in reversed(out.stdout.splitlines()) if "tokens/s" in line), "")
         with open(os.path.join(d, "he.samples.jsonl")) as f:
             n = sum(1 for _ in f)
+    if dtype == "auto":
+        dtype = f"auto ({str(inference_dtype('cpu')).removeprefix('torch.')} here)"
     return [("0.5B random weights", dtype, batch_size, n, f"{seconds:.0f}", f"{seconds * 164 / n:.0f}",
              rate.split(", ", 1)[-1].split(", ~")[0])]
 
