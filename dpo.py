@@ -261,7 +261,7 @@ def program(code, task):
     return f"{code}\n\n\n{task['test']}"
 
 
-def sample_replies(model, tok, prompts, k, max_new_tokens=256, temperature=0.8, top_p=0.95, seed=0, batch_size=16):
+def sample_replies(model, tok, prompts, k, max_new_tokens=256, temperature=0.8, top_p=0.95, seed=0, batch_size=64):
     """k sampled replies per user prompt, every prompt in one batched pass of model.stream (the k
     rows of a prompt share its prefill), each cut at its first stop token. Reply j of a prompt is
     seeded by (seed, prompt, j): the same replies in any order and batch."""
@@ -337,7 +337,7 @@ class PairsConfig:
     workers: int = 0               # sandbox processes (0 = one per core)
     seed: int = 1337
     dtype: str = "auto"            # sampling: bf16 on GPUs and CPUs with native bf16, else fp32
-    batch_size: int = 16           # replies generated together (continuous batching)
+    batch_size: int = 64           # replies generated together (continuous batching)
 
 
 def pairs_main(cfg):

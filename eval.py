@@ -193,7 +193,7 @@ def generate_all(args, model, tok, tasks, n=1, stop_ids=(), stop_strings=(), pos
     temperature = getattr(args, "temperature", 0.0)
     rows = model.stream([ids for _, _, ids in todo], args.max_new_tokens, batch_size=args.batch_size,
                         temperature=temperature, top_p=getattr(args, "top_p", None) if temperature > 0 else None,
-                        stop_ids=stop_ids, stop_strings=stop_strings, decode=text, compile=args.compile,
+                        stop_ids=stop_ids, stop_strings=stop_strings, decode=text, compile=getattr(args, "compile", False),
                         seeds=[zlib.crc32(f"{args.seed}/{tid}/{j}".encode()) for tid, j, _ in todo],
                         progress=f"{args.cmd}: samples" if todo else None)
     finished, written = {}, 0

@@ -246,8 +246,9 @@ class ChatConfig:
     system: str = DEFAULT_SYSTEM
     prompt: str = ""              # answer this one message and exit (no interactive loop)
     max_new_tokens: int = 512
-    # Sampling as the official Qwen2.5-Coder-Instruct generation_config.json (temperature 0 is
-    # greedy); without the repetition penalty a small model's greedy reply loops ("getgetget...").
+    # Sampling as the official Qwen2.5-Coder-Instruct generation_config.json (the 32B-Instruct
+    # ships repetition_penalty 1.05); temperature 0 is greedy. Without the repetition penalty a
+    # small model's greedy reply loops ("getgetget...").
     temperature: float = 0.7
     top_p: float = 0.8
     top_k: int = 20
