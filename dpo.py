@@ -43,6 +43,7 @@ import random
 import re
 import sys
 import time
+import zlib
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -56,7 +57,7 @@ import sandbox
 import sft
 import sft_data
 from data_fim import sample_row, unit_hash
-from model import Transformer
+from model import Transformer, inference_dtype
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge")
 
@@ -260,24 +261,20 @@ def program(code, task):
     return f"{code}\n\n\n{task['test']}"
 
 
-@torch.no_grad()
-def sample_replies(model, tok, prompts, k, max_new_tokens=256, temperature=0.8, top_p=0.95, seed=0, log_every=0):
-    """k sampled replies per user prompt: one generate() call (KV cache) of k rows per prompt,
-    each cut at its first stop token. Seeded per prompt: the same replies in any order."""
+def sample_replies(model, tok, prompts, k, max_new_tokens=256, temperature=0.8, top_p=0.95, seed=0, batch_size=64):
+    """k sampled replies per user prompt, every prompt in one batched pass of model.stream (the k
+    rows of a prompt share its prefill), each cut at its first stop token. Reply j of a prompt is
+    seeded by (seed, prompt, j): the same replies in any order and batch."""
     stops = [tok.special["<|im_end|>"], tok.eot_id]
-    device, out, t0 = next(model.parameters()).device, [], time.perf_counter()
-    for i, prompt in enumerate(prompts):
-        ids, _ = sft.render_chat([{"role": "user", "content": prompt}], tok, add_generation_prompt=True)
-        torch.manual_seed(seed + i)
-        new = model.generate(torch.tensor([ids] * k, device=device), max_new_tokens, temperature=temperature,
-                             top_p=top_p if temperature > 0 else None, stop_ids=stops)[:, len(ids):]
-        replies = []
-        for row in new.tolist():
-            cut = next((j for j, t in enumerate(row) if t in stops), len(row))
-            replies.append(tok.decode(row[:cut]))
-        out.append(replies)
-        if log_every and (i + 1) % log_every == 0:
-            print(f"  sampled {i + 1}/{len(prompts)} tasks ({time.perf_counter() - t0:.0f}s)", flush=True)
+    ids = [sft.render_chat([{"role": "user", "content": p}], tok, add_generation_prompt=True)[0] for p in prompts]
+    rows = [(i, j) for i in range(len(prompts)) for j in range(k)]
+    out = [[None] * k for _ in prompts]
+    for r, new in model.stream([ids[i] for i, _ in rows], max_new_tokens, batch_size=batch_size,
+                               temperature=temperature, top_p=top_p if temperature > 0 else None, stop_ids=stops,
+                               seeds=[zlib.crc32(f"{seed}/{prompts[i]}/{j}".encode()) for i, j in rows],
+                               progress="sampling"):
+        i, j = rows[r]
+        out[i][j] = tok.decode([t for t in new if t not in stops and t < tok.n_vocab])
     return out
 
 
@@ -339,7 +336,8 @@ class PairsConfig:
     timeout: float = 5.0           # seconds per sandbox run
     workers: int = 0               # sandbox processes (0 = one per core)
     seed: int = 1337
-    dtype: str = "auto"            # sampling: bf16 on GPUs that have it, else fp32
+    dtype: str = "auto"            # sampling: bf16 on GPUs and CPUs with native bf16, else fp32
+    batch_size: int = 64           # replies generated together (continuous batching)
 
 
 def pairs_main(cfg):
@@ -348,16 +346,15 @@ def pairs_main(cfg):
     if not tasks:
         raise pretrain.Fatal(f"{cfg.tasks or cfg.init} holds no task; synthesise more with `python sft.py synth`.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = torch.bfloat16 if device == "cuda" and pretrain.use_bf16(cfg, device) else torch.float32
     try:
-        model = Transformer.from_pretrained(cfg.init, device=device, dtype=dtype)
+        model = Transformer.from_pretrained(cfg.init, device=device, dtype=inference_dtype(device, cfg.dtype))
     except (FileNotFoundError, ValueError) as e:
         raise pretrain.Fatal(f"{e} (--init must be the SFT model directory)") from None
     tok = pretrain.load_tokenizer(pretrain.tokenizer_dir(cfg))
     t0 = time.perf_counter()
     print(f"sampling {cfg.k} replies for each of {len(tasks)} tasks from {cfg.init} on {device} ...", flush=True)
     replies = sample_replies(model, tok, [t["prompt"] for t in tasks], cfg.k, cfg.max_new_tokens,
-                             cfg.temperature, cfg.top_p, cfg.seed, log_every=max(1, len(tasks) // 10))
+                             cfg.temperature, cfg.top_p, cfg.seed, cfg.batch_size)
     del model
     print(f"running them in the sandbox ({sandbox.isolation()}) ...", flush=True)
     pairs, stats = build_pairs(tasks, replies, cfg.max_mutants, cfg.timeout, cfg.workers or None, cfg.seed)

@@ -49,7 +49,7 @@ import data_fim
 import eval_math
 import eval_suites
 import sandbox
-from model import Transformer
+from model import Transformer, inference_dtype
 from sft import DEFAULT_SYSTEM, render_chat
 from sft_data import parse_or_none
 from tokenizer import SPECIAL_TOKENS, Tokenizer
@@ -167,13 +167,13 @@ def fim_line(generation):
 
 
 def lines_done(n):
-    """A stop test for generation: the text holds n complete non-empty lines (so the line(s) the
-    benchmarks keep, fim_line or the first n non-empty ones, can no longer change)."""
-    return lambda text: sum(1 for line in text.split("\n")[:-1] if line.strip()) >= n
+    """A stop string for generation (a regex): the text holds n complete non-empty lines, so the
+    line(s) the benchmarks keep (fim_line, or the first n non-empty ones) can no longer change."""
+    return re.compile(r"\S[^\n]*\n" + r"\s*\S[^\n]*\n" * (n - 1))  # (\s, \S disjoint: no backtracking blow-up)
 
 
-def line_done(text):  # a generated line is complete: stop generating (lines_done(1))
-    return "\n" in text.lstrip()
+# FIM post-processing keeps the first non-empty line: a row is done once such a line has ended.
+LINE_DONE = lines_done(1)
 
 
 def program(problem, completion):
@@ -217,9 +217,8 @@ def load_model(args):
     if not args.model:
         raise ValueError(f"eval.py {args.cmd} needs --model DIR, a Hugging Face-format checkpoint directory.")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
-             "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-    model = Transformer.from_pretrained(args.model, device=device, dtype=dtype, yarn=args.yarn)
+    model = Transformer.from_pretrained(args.model, device=device, dtype=inference_dtype(device, args.dtype),
+                                        yarn=args.yarn)
     tok = Tokenizer.from_pretrained(args.model)
     if tok.n_vocab > model.config.vocab_size:
         raise ValueError(f"{args.model}: the tokenizer has {tok.n_vocab} ids but the model only "
@@ -227,67 +226,52 @@ def load_model(args):
     return model, tok
 
 
-class _AllStopped(Exception):  # model.generate ends early only on stop ids: on_token raises this for the rest
-    pass
+def detokenizer(tok, stop_ids=()):
+    """tok.decode for generated ids: a stop id, or a row of the embedding the tokenizer lacks
+    (padding up to a round vocabulary size), gives no text."""
+    drop = set(stop_ids)
+    return lambda ids: tok.decode([t for t in ids if t < tok.n_vocab and t not in drop])
 
 
-def sample(model, tok, ids, n, max_new_tokens, temperature=0.0, top_p=0.95, stop_ids=(), done=None):
-    """n continuations of one prompt, generated as one batch with the KV cache.
+def generate_all(args, model, tok, tasks, n=1, stop_ids=(), stop_strings=(), post=None):
+    """Complete each (task_id, prompt ids) n times in one batched pass of model.stream and return
+    {task_id: [n completions]}, a completion being post(the decoded new text) (default: the text).
 
-    A row ends at a stop id or once done(text so far) is true; the batch ends when all rows
-    have. Each token is decoded on its own for the done() check: a split UTF-8 character
-    shows as U+FFFD there, which can never fake the ASCII stop strings we look for."""
-    x = torch.tensor([ids] * n, dtype=torch.long, device=model.embed_tokens.weight.device)
-    stop_ids = set(stop_ids)
-    rows, texts, ended = [[] for _ in range(n)], [""] * n, [False] * n
-
-    def on_token(column):
-        for r, t in enumerate(column[:, 0].tolist()):
-            if ended[r] or t in stop_ids:
-                ended[r] = True
-                continue
-            try:
-                texts[r] += tok.decode([t])
-            except KeyError:  # an embedding padding row or a token this vocabulary lacks: no text
-                continue
-            rows[r].append(t)
-            ended[r] = done is not None and done(texts[r])
-        if all(ended):
-            raise _AllStopped
-
-    try:
-        model.generate(x, max_new_tokens, temperature=temperature, top_p=top_p if temperature > 0 else None,
-                       stop_ids=tuple(stop_ids), on_token=on_token)
-    except _AllStopped:
-        pass
-    return [tok.decode(r) for r in rows]
-
-
-def generate_all(args, tasks, n, make):
-    """Run make(payload, k) -> k completions for every (task_id, payload) until it has n, appending
-    each batch to samples_file(args) as it is made; what an interrupted run wrote there is kept."""
+    Greedy unless args.temperature > 0 (then top-p args.top_p). A row ends at a stop id, once its
+    text contains one of stop_strings (str or compiled regex; or a dict of them per task_id), or
+    at args.max_new_tokens.
+    Completions are appended to samples_file(args) in task and sample order as they are done; a
+    rerun keeps what is there and generates the rest. Sample j of a task is seeded by
+    (args.seed, task_id, j), so a resumed run samples what the full run would have."""
     path, have = samples_file(args), collections.defaultdict(list)
     if os.path.exists(path):
         with open(path, "r+b") as f:  # drop a half-written last line
             f.truncate(f.read().rfind(b"\n") + 1)
         for s in read_jsonl(path, "samples", ("task_id", "completion")):
             have[s["task_id"]].append(s["completion"])
-    todo = [(tid, p) for tid, p in tasks if len(have[tid]) < n]
-    if len(todo) < len(tasks):
-        print(f"resuming: {len(tasks) - len(todo)} of {len(tasks)} tasks already in {path}")
-    t0, every = time.time(), max(1, len(todo) // 20)
+    todo = [(tid, j, ids) for tid, ids in tasks for j in range(len(have[tid]), n)]
+    done_tasks = sum(len(have[tid]) >= n for tid, _ in tasks)
+    if done_tasks:
+        print(f"resuming: {done_tasks} of {len(tasks)} tasks already in {path}")
+    text = detokenizer(tok, stop_ids)
+    if isinstance(stop_strings, dict):  # {task_id: its stop strings}
+        stop_strings = [stop_strings[tid] for tid, _, _ in todo]
+    temperature = getattr(args, "temperature", 0.0)
+    rows = model.stream([ids for _, _, ids in todo], args.max_new_tokens, batch_size=args.batch_size,
+                        temperature=temperature, top_p=getattr(args, "top_p", None) if temperature > 0 else None,
+                        stop_ids=stop_ids, stop_strings=stop_strings, decode=text, compile=getattr(args, "compile", False),
+                        seeds=[zlib.crc32(f"{args.seed}/{tid}/{j}".encode()) for tid, j, _ in todo],
+                        progress=f"{args.cmd}: samples" if todo else None)
+    finished, written = {}, 0
     with open(path, "a") as f:
-        for i, (tid, payload) in enumerate(todo, 1):
-            for start in range(len(have[tid]), n, args.batch_size):
-                # Seeded per task and sample: a resumed run samples what the full run would have.
-                torch.manual_seed(zlib.crc32(f"{args.seed}/{tid}/{start}".encode()))
-                have[tid] += make(payload, min(args.batch_size, n - start))
-                f.writelines(json.dumps({"task_id": tid, "completion": c}) + "\n" for c in have[tid][start:])
+        for i, ids in rows:
+            finished[i] = (post or (lambda t: t))(text(ids))
+            while written in finished:  # in order, so the file reads as a one-at-a-time run's
+                tid = todo[written][0]
+                have[tid].append(finished.pop(written))
+                f.write(json.dumps({"task_id": tid, "completion": have[tid][-1]}) + "\n")
                 f.flush()
-            if i % every == 0 or i == len(todo):
-                dt = time.time() - t0
-                print(f"{args.cmd}: {i}/{len(todo)} tasks generated, {dt:.0f}s, "
-                      f"~{dt / i * (len(todo) - i):.0f}s to go", flush=True)
+                written += 1
     return {tid: have[tid][:n] for tid, _ in tasks}
 
 
@@ -295,26 +279,18 @@ def complete_lines(args, model, tok, tasks, prompt):
     """Greedy infilling of one line per task (fim, repo, needle), in task order: stop at the FIM
     stop tokens or the end of the first non-empty line, and keep that line (FACTS §4 and §6)."""
     stop_ids = [tok.special[t] for t in FIM_STOPS if t in tok.special]
-
-    def make(payload, k):
-        ids = tok.encode(prompt(payload), allowed_special="all")
-        return [first_line(sample(model, tok, ids, 1, args.max_new_tokens, stop_ids=stop_ids, done=line_done)[0])]
-
-    got = generate_all(args, tasks, 1, make)
+    ids = [(tid, tok.encode(prompt(payload), allowed_special="all")) for tid, payload in tasks]
+    got = generate_all(args, model, tok, ids, 1, stop_ids, [LINE_DONE], post=first_line)
     return [got[tid][0] for tid, _ in tasks]
 
 
-def complete_raw(args, model, tok, tasks, prompt, done):
+def complete_raw(args, model, tok, tasks, prompt, stops):
     """Greedy continuations of each task's prompt (fim, cceval), in task order, as generated, for
     the benchmark's own post-processing to pick its line(s): stopped at the FIM stop tokens or
-    once done(task)(text so far) says the kept lines are complete."""
+    once the text holds one of stops(task) (e.g. [lines_done(n)]: the kept lines are complete)."""
     stop_ids = [tok.special[t] for t in FIM_STOPS if t in tok.special]
-
-    def make(payload, k):
-        ids = tok.encode(prompt(payload), allowed_special="all")
-        return sample(model, tok, ids, 1, args.max_new_tokens, stop_ids=stop_ids, done=done(payload))
-
-    got = generate_all(args, tasks, 1, make)
+    ids = [(tid, tok.encode(prompt(payload), allowed_special="all")) for tid, payload in tasks]
+    got = generate_all(args, model, tok, ids, 1, stop_ids, {tid: stops(payload) for tid, payload in tasks})
     return [got[tid][0] for tid, _ in tasks]
 
 
@@ -350,15 +326,11 @@ def cmd_humaneval(args):
         model, tok = load_model(args)
         stop_ids = [tok.special[t] for t in ("<|endoftext|>", "<|im_end|>") if t in tok.special]
         stops = ["```"] if args.instruct else BASE_STOPS
-
-        def make(problem, k):
-            texts = sample(model, tok, humaneval_ids(problem, tok, args.instruct), k, args.max_new_tokens,
-                           args.temperature, args.top_p, stop_ids, lambda t: truncate(t, stops) != t)
-            # Instruct replies are whole functions: after the prompt they redefine it, keeping its imports.
-            return [("\n" if args.instruct else "") + truncate(t, stops) for t in texts]
-
+        # Instruct replies are whole functions: after the prompt they redefine it, keeping its imports.
+        post = lambda text: ("\n" if args.instruct else "") + truncate(text, stops)  # noqa: E731
         tasks = list(problems)[:args.limit or None]
-        got = generate_all(args, [(t, problems[t]) for t in tasks], args.n, make)
+        got = generate_all(args, model, tok, [(t, humaneval_ids(problems[t], tok, args.instruct)) for t in tasks],
+                           args.n, stop_ids, stops, post)
         # evalplus keeps a base completion with its tabs as 4 spaces
         samples = [{"task_id": t, "completion": c if args.instruct else base_completion(c)}
                    for t in tasks for c in got[t]]
@@ -399,16 +371,11 @@ def generate_suite(args, tasks, prompt_ids, stops, post=lambda payload, text: te
                          "pass --temperature 0.8 (pass@k sampling) or --n 1.")
     model, tok = load_model(args)
     stop_ids = [tok.special[t] for t in ("<|endoftext|>", "<|im_end|>") if t in tok.special]
-    stops_of = stops if callable(stops) else lambda payload: stops
-
-    def make(payload, k):
-        cut = stops_of(payload)
-        texts = sample(model, tok, prompt_ids(payload, tok), k, args.max_new_tokens, args.temperature,
-                       args.top_p, stop_ids, lambda t: truncate(t, cut) != t)
-        return [post(payload, truncate(t, cut)) for t in texts]
-
-    got = generate_all(args, tasks, args.n, make)
-    return [{"task_id": t, "completion": c} for t, _ in tasks for c in got[t]]
+    cut = {tid: stops(payload) if callable(stops) else stops for tid, payload in tasks}
+    got = generate_all(args, model, tok, [(tid, prompt_ids(payload, tok)) for tid, payload in tasks], args.n,
+                       stop_ids, cut)
+    return [{"task_id": tid, "completion": post(payload, truncate(c, cut[tid]))}
+            for tid, payload in tasks for c in got[tid]]
 
 
 def suite_samples(args, problems, what):
@@ -700,7 +667,7 @@ def cmd_fim(args):
     tasks, problems = load_fim(args.problems, args.limit)
     model, tok = load_model(args)
     raw = complete_raw(args, model, tok, tasks, lambda t: harness_fim_prompt(
-        tok, t["prompt"], t["suffix"], gen_length=args.max_new_tokens, **HM_FIM_LAYOUT), lambda t: line_done)
+        tok, t["prompt"], t["suffix"], gen_length=args.max_new_tokens, **HM_FIM_LAYOUT), lambda t: [LINE_DONE])
     fills = [fim_line(r) for r in raw]
     per_task = [{"task_id": tid, "language": t["language"], "target": t["middle"], "fill": f, "generation": r,
                  "em": f.strip() == t["middle"].strip(), "es": edit_similarity(f, t["middle"]),
@@ -724,7 +691,7 @@ def cmd_fim(args):
                             for f, (_, t) in zip(fills, tasks)], args.timeout)
         # A fill that used up --max-new-tokens never finished its line ("return a, b, b, b, b, ..."
         # cut after a comma would parse): not a valid line. (-1: the line may follow a newline token.)
-        cut = [not line_done(r) and len(tok.encode(r)) >= args.max_new_tokens - 1 for r in raw]
+        cut = [not LINE_DONE.search(r) and len(tok.encode(r)) >= args.max_new_tokens - 1 for r in raw]
         for p, (_, t), v, c in zip(per_task, tasks, verdicts, cut):
             p.update(valid_line=valid_line(p["fill"]) and not c, parses=parses(t["before"] + p["fill"] + t["after"]),
                      result=v)
@@ -908,7 +875,7 @@ def cmd_cceval(args):
     model, tok = load_model(args)
     raw = complete_raw(args, model, tok, tasks, lambda t: harness_fim_prompt(
         tok, t["prompt"], t["right"], gen_length=args.max_new_tokens, crossfile=t["crossfile"], **CCEVAL_LAYOUT),
-        lambda t: lines_done(sum(1 for line in t["target"].split("\n") if line.strip())))
+        lambda t: [lines_done(sum(1 for line in t["target"].split("\n") if line.strip()))])
     per_task = []
     for (tid, t), r in zip(tasks, raw):
         pred = cceval_prediction(r, t["target"])
@@ -1063,9 +1030,12 @@ def main(argv=None):
         if limit:
             s.add_argument("--limit", type=int, default=limit[1], help=f"first N {limit[0]} (0 = all)")
         s.add_argument("--device", help="cuda or cpu (default: cuda when available)")
-        s.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto", help="auto: bf16 on GPU")
+        s.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto",
+                       help="auto: bf16 on GPUs and on CPUs with native bf16 (AVX512-BF16, AMX), else fp32")
         s.add_argument("--max-new-tokens", type=int, default=max_new)
-        s.add_argument("--batch-size", type=int, default=16, help="sequences generated (or scored) together")
+        s.add_argument("--batch-size", type=int, default=16 if name == "loss" else 64,
+                       help="sequences generated (or scored) together")
+        s.add_argument("--compile", action="store_true", help="torch.compile the decode step (CUDA graphs on GPU)")
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--yarn", type=float, help="apply YaRN with this factor at load time, for inputs past the "
                        "trained context (the model card's rope_scaling edit; checkpoints ship without it)")

@@ -1,9 +1,15 @@
-"""The Qwen2.5-Coder transformer (report §2, Table 1; YaRN long context §3.2.2).
+"""The Qwen2.5-Coder transformer (report §2, Table 1; YaRN long context §3.2.2) and its generation.
 
 A pre-norm decoder: RMSNorm, rotary embeddings (split halves, rope_theta 1e6; static YaRN
 only when asked, as the official checkpoints ship without it), grouped-query attention with q/k/v bias, SwiGLU MLP, tied or untied head.
 Parameter names equal Hugging Face's Qwen2ForCausalLM minus the leading `model.`, so an
 official checkpoint directory loads as is, and `save_pretrained` writes one transformers loads.
+
+Generation, the last part, is a small batched inference engine with nano-vLLM's split scaled
+down: `stream` schedules (continuous batching: a waiting prompt takes the slot a finished row
+frees), `KVCache` keeps every row's keys in preallocated per-slot rows, `_prefill` and `_decode`
+run the model. It lives here because `Transformer.generate` is its entry point and model.py
+imports nothing of the project; every stage that generates (eval, DPO pairs, chat) calls it.
 
     python model.py --name 32B                       # sizes and FLOPs of a config (built on meta)
     python model.py --load DIR --ids 750,15801,1445 --tokens 64   # greedy continuation of token ids
@@ -11,12 +17,16 @@ official checkpoint directory loads as is, and `save_pretrained` writes one tran
 
     from model import Transformer
     model = Transformer.from_pretrained("Qwen2.5-Coder-0.5B", dtype=torch.bfloat16)
-    out = model.generate(ids, max_new_tokens=64, stop_ids=(151643,))
+    new = model.generate([ids_a, ids_b], max_new_tokens=64, stop_ids=(151643,))  # new ids per prompt
 """
 import argparse
+import collections
+import itertools
 import json
 import math
 import os
+import re
+import time
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -31,6 +41,11 @@ LOSS_CHUNK_LOGITS = 2**27
 # _compute_yarn_parameters reads them; rope_frequencies implements every one.
 YARN_FIELDS = ("factor", "original_max_position_embeddings", "attention_factor", "beta_fast", "beta_slow",
                "mscale", "mscale_all_dim", "truncate")
+# Generation: the KV cache's budget (fewer slots than batch_size when long prompts would need
+# more), the most prompt tokens one prefill forward takes, and seconds between progress lines.
+KV_CACHE_BYTES = 4 * 2**30
+PREFILL_TOKENS = 8192
+PROGRESS_EVERY = 10.0
 
 
 @dataclass
@@ -199,43 +214,26 @@ class RMSNorm(nn.Module):
         return self.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
 
 
-class KVCache:
-    """One layer's keys and values, preallocated for the whole generation and indexed by position."""
-    def __init__(self, max_len):
-        self.max_len, self.k, self.v = max_len, None, None
-
-    def update(self, pos, k, v):
-        if self.k is None:  # allocate on first use, in the dtype attention runs in (autocast included)
-            B, H, _, D = k.shape
-            self.k = k.new_zeros(B, H, self.max_len, D)
-            self.v = v.new_zeros(B, H, self.max_len, D)
-        end = pos + k.shape[2]
-        self.k[:, :, pos:end] = k
-        self.v[:, :, pos:end] = v
-        return self.k[:, :, :end], self.v[:, :, :end]
-
-
 class Attention(nn.Module):
-    def __init__(self, c: ModelConfig):
+    def __init__(self, c: ModelConfig, layer: int = 0):
         super().__init__()
+        self.layer = layer  # which of the KV cache's layers this one reads and writes
         self.n_head, self.n_kv, self.head_dim = c.num_attention_heads, c.num_key_value_heads, c.head_dim
         self.q_proj = nn.Linear(c.hidden_size, self.n_head * self.head_dim, bias=True)
         self.k_proj = nn.Linear(c.hidden_size, self.n_kv * self.head_dim, bias=True)
         self.v_proj = nn.Linear(c.hidden_size, self.n_kv * self.head_dim, bias=True)
         self.o_proj = nn.Linear(self.n_head * self.head_dim, c.hidden_size, bias=False)
 
-    def forward(self, x, cos, sin, cache=None, pos=0):
+    def forward(self, x, cos, sin, cache=None):
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None:
-            k, v = cache.update(pos, k, v)
-        # is_causal aligns the mask top-left, right only when queries start at key 0 (prefill);
-        # one new query (decoding) sees every cached key, so it needs no mask at all.
-        assert T == 1 or pos == 0, "multi-token steps are only supported from position 0"
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, enable_gqa=self.n_kv != self.n_head)
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv != self.n_head)
+        else:
+            y = cache.attend(self.layer, q, k, v)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1))
 
 
@@ -251,15 +249,15 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, c: ModelConfig):
+    def __init__(self, c: ModelConfig, layer: int = 0):
         super().__init__()
         self.input_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
-        self.self_attn = Attention(c)
+        self.self_attn = Attention(c, layer)
         self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.mlp = MLP(c)
 
-    def forward(self, x, cos, sin, cache=None, pos=0):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, pos)
+    def forward(self, x, cos, sin, cache=None):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -269,29 +267,12 @@ def _token_losses(h, weight, targets, ignore_index):
     return F.cross_entropy(logits, targets, ignore_index=ignore_index, reduction="none")
 
 
-def sample(logits, temperature=0.0, top_k=None, top_p=None):
-    """Next token per row from (B, V) logits: argmax at temperature 0, else top-k / nucleus sampling."""
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
-    if top_k:
-        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = logits.sort(dim=-1, descending=True)
-        probs = sorted_logits.softmax(dim=-1)
-        # Keep the smallest prefix whose mass reaches top_p (the most likely token always stays).
-        drop = probs.cumsum(dim=-1) - probs >= top_p
-        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
-    return torch.multinomial(logits.softmax(dim=-1), 1).squeeze(-1)
-
-
 class Transformer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.layers = nn.ModuleList(Block(config) for _ in range(config.num_hidden_layers))
+        self.layers = nn.ModuleList(Block(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
@@ -337,12 +318,13 @@ class Transformer(nn.Module):
         freqs = torch.outer(pos, inv_freq)
         return freqs.cos() * scale, freqs.sin() * scale
 
-    def _hidden(self, input_ids, rope=None, caches=None, pos=0):
-        """Final-norm hidden states (B, T, hidden); with caches, tokens sit at positions pos.. ."""
+    def _hidden(self, input_ids, rope=None, cache=None):
+        """Final-norm hidden states (B, T, hidden); rope: the (cos, sin) of the tokens' positions
+        (default 0..T-1); cache: a KVCache set up for a prefill or a decode step."""
         x = self.embed_tokens(input_ids)
-        cos, sin = rope or self._rope(pos, input_ids.shape[1], input_ids.device)
-        for i, block in enumerate(self.layers):
-            x = block(x, cos, sin, None if caches is None else caches[i], pos)
+        cos, sin = rope or self._rope(0, input_ids.shape[1], input_ids.device)
+        for block in self.layers:
+            x = block(x, cos, sin, cache)
         return self.norm(x)
 
     def forward(self, input_ids, targets=None, *, ignore_index=-100, reduction="mean"):
@@ -375,40 +357,6 @@ class Transformer(nn.Module):
         if reduction == "sum":
             return loss.sum()
         return loss.sum() / (targets != ignore_index).sum()
-
-    @torch.no_grad()
-    def generate(self, input_ids, max_new_tokens, temperature=0.0, top_k=None, top_p=None,
-                 stop_ids=(), pad_id=None, on_token=None):
-        """Continue each row of input_ids (B, T, all rows the same length) with a KV cache.
-
-        Returns (B, T + n_new). A row that emits a stop id keeps it and is padded with pad_id
-        (default: the first stop id) afterwards; generation ends early once every row stopped.
-        on_token(column) is called with each new (B, 1) column, e.g. to stream text.
-        """
-        B, T = input_ids.shape
-        caches = [KVCache(T + max_new_tokens) for _ in self.layers]
-        cos, sin = self._rope(0, T + max_new_tokens, input_ids.device)
-        stop_ids = list(stop_ids)
-        stop = torch.tensor(stop_ids, dtype=torch.long, device=input_ids.device)
-        if pad_id is None:
-            pad_id = stop_ids[0] if stop_ids else 0
-        done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
-        out, tokens = [input_ids], input_ids
-        for step in range(max_new_tokens):
-            pos = 0 if step == 0 else T + step - 1
-            n = tokens.shape[1]
-            h = self._hidden(tokens, (cos[pos:pos + n], sin[pos:pos + n]), caches, pos)[:, -1]
-            nxt = sample(self.lm_head(h).float(), temperature, top_k, top_p)
-            if stop_ids:
-                nxt = nxt.masked_fill(done, pad_id)
-                done |= torch.isin(nxt, stop)
-            tokens = nxt[:, None]
-            out.append(tokens)
-            if on_token is not None:
-                on_token(tokens)
-            if stop_ids and bool(done.all()):
-                break
-        return torch.cat(out, dim=1)
 
     @classmethod
     def from_pretrained(cls, path, device="cpu", dtype=None, yarn=None):
@@ -563,6 +511,324 @@ def write_pretrained(path, config, state, dtype, gather=lambda t: t, keep=lambda
     if generation_config is not None:
         with open(os.path.join(path, "generation_config.json"), "w") as f:
             json.dump(generation_config, f, indent=2)
+
+    # ------------------------------------------------------------------------- generation
+
+    @torch.no_grad()
+    def generate(self, prompts, max_new_tokens, temperature=0.0, top_k=None, top_p=None, stop_ids=(),
+                 pad_id=None, **options):
+        """Continue prompts with the batched engine of `stream`, all rows at once by default.
+
+        A list of prompts (lists of token ids, any lengths) gives, per prompt, the list of its new
+        ids (ending with its stop id when it stopped). A (B, T) tensor gives (B, T + n_new): a row
+        that stopped keeps its stop id and is padded with pad_id (default: the first stop id).
+        `options` are stream's (batch_size, repetition_penalty, stop_strings, seeds, compile, ...).
+        """
+        kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, stop_ids=stop_ids, **options)
+        if not torch.is_tensor(prompts):
+            out = [None] * len(prompts)
+            for i, ids in self.stream(prompts, max_new_tokens, **kw):
+                out[i] = ids
+            return out
+        B, T = prompts.shape
+        kw.setdefault("batch_size", B)
+        new = self.generate(prompts.tolist(), max_new_tokens, **kw)
+        pad = pad_id if pad_id is not None else (list(stop_ids) or [0])[0]
+        out = prompts.new_full((B, T + max(map(len, new))), pad)
+        out[:, :T] = prompts
+        for i, ids in enumerate(new):
+            out[i, T:T + len(ids)] = torch.tensor(ids)
+        return out
+
+    @torch.no_grad()
+    def stream(self, prompts, max_new_tokens, *, batch_size=16, temperature=0.0, top_k=None, top_p=None,
+               repetition_penalty=1.0, stop_ids=(), stop_strings=(), decode=None, seeds=None,
+               partial=False, compile=False, progress=None):
+        """Continue every prompt (token ids, any lengths); yield (prompt index, new ids) as each ends.
+
+        Continuous batching, nano-vLLM's scheduler scaled down: at most batch_size rows are in
+        flight in a preallocated KVCache. Each step either admits waiting prompts into free slots
+        (prefill; a prompt already in the cache is copied from its row, so n samples of one prompt
+        share one prefill) or advances every running row by one token (decode). A row ends at a
+        stop id (kept), once decode(its new ids) contains one of stop_strings (a str, or a compiled
+        regex that must match; or one such list per prompt), or after max_new_tokens; its slot goes to the next waiting prompt,
+        so no row waits for a slower one.
+
+        seeds: one per prompt for its own torch.Generator, so what a row samples does not depend on
+        the batch it ran in, the order, or an interrupted run (default: drawn from the global RNG).
+        partial: also yield (index, new ids so far) after every token (streaming a chat reply).
+        compile: torch.compile the decode step over fixed shapes (every slot, the whole cache), so
+        that on CUDA it is captured once as a CUDA graph. progress: a label; prints done/total,
+        tokens/s and the time left every PROGRESS_EVERY seconds.
+        """
+        prompts = [[int(t) for t in p] for p in prompts]
+        if not all(prompts):
+            raise ValueError("every prompt needs at least one token.")
+        if stop_strings and decode is None:
+            raise ValueError("stop_strings need decode, a function from token ids to text.")
+        if not prompts:
+            return
+        if stop_strings and isinstance(stop_strings[0], (list, tuple)):  # one list per prompt
+            if len(stop_strings) != len(prompts):
+                raise ValueError(f"stop_strings: {len(stop_strings)} lists for {len(prompts)} prompts.")
+            row_stops = [list(x) for x in stop_strings]
+        else:
+            row_stops = [list(stop_strings)] * len(prompts)
+        if seeds is None:  # from the global RNG, so torch.manual_seed still decides
+            seeds = torch.randint(2**62, (len(prompts),)).tolist()
+        c, device = self.config, self.embed_tokens.weight.device
+        dtype = (torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type)
+                 else self.embed_tokens.weight.dtype)  # the dtype the keys come out in
+        max_len = max(map(len, prompts)) + max_new_tokens
+        per_slot = 2 * c.num_hidden_layers * c.num_key_value_heads * max_len * c.head_dim * dtype.itemsize
+        slots = max(1, min(batch_size, len(prompts), KV_CACHE_BYTES // per_slot))
+        cache = KVCache(c, slots, max_len, dtype, device)
+        rope = self._rope(0, max_len, device)
+        seen = torch.zeros(slots, c.vocab_size, dtype=torch.bool, device=device) if repetition_penalty != 1 else None
+        forward = self._step
+        if compile:
+            for t in cache.k + cache.v:  # CUDA graphs replay fixed addresses: the cache never moves
+                torch._dynamo.mark_static_address(t)
+            forward = torch.compile(forward, mode="reduce-overhead" if device.type == "cuda" else None,
+                                    dynamic=False)
+        stops, waiting, running = set(stop_ids), collections.deque(range(len(prompts))), []
+        t0 = last_log = time.perf_counter()
+        n_done = n_tokens = 0
+        while waiting or running:
+            if waiting and len(running) < slots:  # admit: prefill new rows into the free slots
+                first = len(running)
+                rows = [_Row(i, prompts[i], seeds[i]) for i in
+                        [waiting.popleft() for _ in range(min(slots - first, len(waiting)))]]
+                logits = self._prefill(cache, running, rows, rope)
+                if seen is not None:  # the penalty counts the prompt's tokens too, as transformers
+                    seen[first:] = False
+                    for k, r in enumerate(rows):
+                        seen[first + k, torch.tensor(r.prompt, device=device)] = True
+            else:  # decode: one token for every running row
+                first, rows = 0, running
+                logits = self._decode(cache, running, rope, forward, slots if compile else 0)
+            nxt = sample(logits, temperature, top_k, top_p, repetition_penalty,
+                         None if seen is None else seen[first:first + len(rows)], [r.gen for r in rows])
+            if seen is not None:
+                seen[torch.arange(first, first + len(rows), device=device), nxt] = True
+            finished = []
+            for slot, r, t in zip(range(first, first + len(rows)), rows, nxt.tolist()):
+                r.new.append(t)
+                if (t in stops or len(r.new) >= max_new_tokens
+                        or (row_stops[r.index] and _has_stop(decode(r.new), row_stops[r.index]))):
+                    finished.append(slot)
+                elif partial:
+                    yield r.index, list(r.new)
+            n_tokens += len(rows)
+            for slot in reversed(finished):  # the last running row takes the freed slot
+                r, last = running[slot], running.pop()
+                if last is not r:
+                    running[slot] = last
+                    cache.move(len(running), slot, last.pos)
+                    if seen is not None:
+                        seen[slot] = seen[len(running)]
+                n_done += 1
+                yield r.index, r.new
+            if progress and (time.perf_counter() - last_log >= PROGRESS_EVERY or not (waiting or running)):
+                last_log, dt = time.perf_counter(), time.perf_counter() - t0
+                left = f", ~{dt / n_done * (len(prompts) - n_done):.0f}s left" if n_done else ""
+                print(f"{progress}: {n_done}/{len(prompts)} done, {n_tokens / dt:.1f} tokens/s{left}", flush=True)
+
+    def _prefill(self, cache, running, rows, rope):
+        """Write the new rows' prompts into the slots after `running`, which they join; return
+        their next-token logits. The prompts go through the model packed into one sequence (large
+        matrix products, no padding) and a prompt the cache holds already is copied instead."""
+        first, device = len(running), rope[0].device
+        slot = {r.key: s for s, r in enumerate(running)}  # where each prompt's keys are (or will be)
+        todo = [r.key for k, r in enumerate(rows) if slot.setdefault(r.key, first + k) == first + k]
+        running += rows
+        while todo:
+            n = max(1, sum(1 for _ in itertools.takewhile(lambda used: used <= PREFILL_TOKENS,
+                                                          itertools.accumulate(map(len, todo)))))
+            chunk, todo = todo[:n], todo[n:]
+            ends = list(itertools.accumulate(map(len, chunk)))
+            cache.pos, cache.segments = None, [(slot[key], end - len(key), end) for key, end in zip(chunk, ends)]
+            ids = torch.tensor([t for key in chunk for t in key], device=device)[None]
+            rope_packed = tuple(torch.cat([table[:len(key)] for key in chunk]) for table in rope)
+            h = self._hidden(ids, rope_packed, cache)[0, [end - 1 for end in ends]]
+            for key, logits in zip(chunk, self._logits(h)):  # one pass over the head's weights
+                running[slot[key]].logits = logits
+        for k, r in enumerate(rows):
+            if slot[r.key] != first + k:
+                cache.move(slot[r.key], first + k, len(r.prompt))
+            r.logits = running[slot[r.key]].logits
+        return torch.stack([r.logits for r in rows])
+
+    def _decode(self, cache, running, rope, forward, fixed=0):
+        """Next-token logits of every running row, whose newest tokens sit at different positions.
+        fixed: compute that many rows over the whole cache (idle slots too), for fixed shapes."""
+        device, idle = rope[0].device, max(0, fixed - len(running))
+        tokens = torch.tensor([[r.new[-1]] for r in running] + [[0]] * idle, device=device)
+        at = {r.pos for r in running}
+        if len(at) == 1 and not fixed:  # all rows at one position (batch 1, a tensor batch): no mask
+            p = at.pop()
+            cache.pos, cache.mask = p, None
+            return forward(tokens, rope[0][p:p + 1], rope[1][p:p + 1], cache)
+        pos = torch.tensor([r.pos for r in running] + [0] * idle, device=device)
+        keys = torch.arange(rope[0].shape[0] if fixed else max(at) + 1, device=device)
+        cache.pos, cache.mask = pos, (keys <= pos[:, None])[:, None, None]
+        return forward(tokens, rope[0][pos][:, None, None], rope[1][pos][:, None, None], cache)[:len(running)]
+
+    def _step(self, tokens, cos, sin, cache):
+        """The decode step's forward (what `compile` compiles): logits of each row's last token."""
+        return self._logits(self._hidden(tokens, (cos, sin), cache)[:, -1])
+
+    def _logits(self, h):
+        """fp32 logits of final hidden states (n, hidden). On a CPU in fp32 the head's product
+        goes to oneDNN's inner product, the same weights without a copy: with a few rows and a
+        large vocabulary it runs 2-2.7x faster than F.linear's MKL call (bench/RESULTS.md)."""
+        w = self.lm_head.weight
+        if (not torch.compiler.is_compiling()  # (inductor picks its own kernels)
+                and w.device.type == "cpu" and w.dtype == h.dtype == torch.float32
+                and torch.backends.mkldnn.is_available()):
+            return torch.ops.mkldnn._linear_pointwise(h, w, None, "none", [], "")
+        return self.lm_head(h).float()
+
+
+# ----------------------------------------------------------------------------- generation: cache, sampling
+
+class KVCache:
+    """Keys and values of `slots` sequences for every layer, allocated once for the whole run.
+
+    Per-slot rows rather than nano-vLLM's paged pool of blocks: scaled_dot_product_attention
+    wants each sequence's keys contiguous, so a paged pool would need a gather of every running
+    row's blocks per layer and step (SDPA has no paged-attention kernel), while rows cost only
+    the unused tail of each slot (bounded by KV_CACHE_BYTES). The running rows always occupy
+    slots 0..n-1 (a finished row's slot takes the last row, `move`), so a decode step attends
+    over the view [:n, :, :L] without copying anything.
+
+    Before each forward the engine says what it computes: a prefill (`segments`: which slot
+    each prompt of the packed sequence goes to, and where it lies in the sequence) or a decode
+    step (`pos`: each running row's one new position, `mask`: the keys each row may see; or an
+    int and no mask when every row is at the same position).
+    """
+    def __init__(self, config, slots, max_len, dtype, device):
+        shape = (slots, config.num_key_value_heads, max_len, config.head_dim)
+        self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
+        self.segments = self.pos = self.mask = None
+
+    def attend(self, layer, q, k, v):
+        gqa = q.shape[1] != k.shape[1]
+        if self.pos is None:
+            # Prefill: prompts packed into one sequence, each attending to itself, causally from
+            # its own position 0. On CUDA this is the FlashAttention-2 kernel (is_causal, no
+            # mask); on CPU the flash CPU kernel.
+            out = []
+            for row, a, b in self.segments:
+                self.k[layer][row, :, :b - a] = k[0, :, a:b]
+                self.v[layer][row, :, :b - a] = v[0, :, a:b]
+                out.append(F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b],
+                                                          is_causal=True, enable_gqa=gqa))
+            return torch.cat(out, dim=2)
+        # Decode: one query per row at its own position; rows of different lengths share the
+        # step, so a boolean mask hides each row's unused tail. The query heads that share a
+        # key/value head enter as that head's queries, (n, kv heads, group, head_dim): the same
+        # attention without GQA, which the CPU kernel runs ~10x faster in bf16 than one query
+        # with enable_gqa (bench/RESULTS.md). A mask rules out FlashAttention on CUDA: SDPA takes
+        # the memory-efficient kernel there; on CPU the flash CPU kernel, which accepts masks.
+        (n, heads, _, d), kv = q.shape, k.shape[1]
+        if self.mask is None:  # every row at position pos: plain slices, no mask
+            self.k[layer][:n, :, self.pos] = k[:, :, 0]
+            self.v[layer][:n, :, self.pos] = v[:, :, 0]
+            keys, values = self.k[layer][:n, :, :self.pos + 1], self.v[layer][:n, :, :self.pos + 1]
+        else:
+            rows, length = torch.arange(n, device=q.device), self.mask.shape[-1]
+            self.k[layer][rows, :, self.pos] = k[:, :, 0]
+            self.v[layer][rows, :, self.pos] = v[:, :, 0]
+            keys, values = self.k[layer][:n, :, :length], self.v[layer][:n, :, :length]
+        y = F.scaled_dot_product_attention(q.reshape(n, kv, heads // kv, d), keys, values, attn_mask=self.mask)
+        return y.reshape(n, heads, 1, d)
+
+    def move(self, src, dst, length):
+        """Copy the first `length` positions of slot src into slot dst, in every layer."""
+        for k, v in zip(self.k, self.v):
+            k[dst, :, :length] = k[src, :, :length]
+            v[dst, :, :length] = v[src, :, :length]
+
+
+def process_logits(logits, temperature=0.0, top_k=None, top_p=None, repetition_penalty=1.0, seen=None):
+    """(B, V) fp32 logits after transformers' processors, in its order: the repetition penalty
+    (also when greedy), then when sampling temperature, top-k and nucleus (top-p) filtering.
+
+    seen (B, V) bool marks the tokens a row already holds (prompt and reply): their logits are
+    divided by repetition_penalty where positive and multiplied where negative (the CTRL paper's
+    penalty, as transformers' RepetitionPenaltyLogitsProcessor).
+    """
+    logits = logits.float()
+    if repetition_penalty != 1.0 and seen is not None:
+        penalised = torch.where(logits < 0, logits * repetition_penalty, logits / repetition_penalty)
+        logits = torch.where(seen, penalised, logits)
+    if temperature == 0:
+        return logits
+    logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        # The nucleus needs the tokens in order of probability, but only as far as top_p: order
+        # the top_k (else the 1,024) most likely, and sort the whole vocabulary only when those
+        # hold less than top_p (a full sort of 151,936 logits per row costs ~20x more).
+        probs = logits.softmax(dim=-1)
+        top, order = probs.topk(min(top_k or 1024, probs.shape[-1]), dim=-1)
+        if not top_k and (top.sum(dim=-1) < top_p).any():
+            top, order = probs.sort(dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (the most likely token always stays).
+        keep = torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, order, top.cumsum(dim=-1) - top < top_p)
+        logits = logits.masked_fill(~keep, float("-inf"))
+    return logits
+
+
+def sample(logits, temperature=0.0, top_k=None, top_p=None, repetition_penalty=1.0, seen=None, generators=None):
+    """Next token per row from (B, V) logits: argmax at temperature 0, else a draw from the
+    processed distribution. generators: one torch.Generator per row, so a row's draws depend on
+    its own seed and not on which rows share its batch; without them, the global RNG."""
+    logits = process_logits(logits, temperature, top_k, top_p, repetition_penalty, seen)
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    # An inverse-CDF draw: one uniform number per row picks the token whose slice of the
+    # cumulative distribution holds it (torch.multinomial's distribution, one generator per row).
+    # The numbers are drawn on the CPU, so a seed gives the same draws on every device.
+    cdf = logits.softmax(dim=-1).cumsum(dim=-1)
+    u = torch.cat([torch.rand(1, generator=g) for g in generators]) if generators else torch.rand(len(cdf))
+    u = u.to(cdf.device)[:, None] * cdf[:, -1:]  # the total is 1 up to rounding
+    return torch.searchsorted(cdf, u, right=True).clamp_max(cdf.shape[-1] - 1).squeeze(-1)
+
+
+def inference_dtype(device, choice="auto"):
+    """The weights' dtype for generation: "bf16", "fp32", or "auto": bf16 on GPUs that support it
+    and on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX: oneDNN's bf16 matrix products run
+    ~2.5x faster than fp32 there, bench/RESULTS.md), else fp32 (emulated bf16 would be slower)."""
+    if choice not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"dtype {choice!r} is not one of auto, bf16, fp32.")
+    if choice == "auto":
+        if torch.device(device).type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        # get_cpu_capability() says "AVX512" for AVX512 CPUs with and without the bf16 instructions.
+        native = [getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return torch.bfloat16 if any(native) else torch.float32
+    return torch.bfloat16 if choice == "bf16" else torch.float32
+
+
+class _Row:
+    """One sequence in flight: its prompt, the ids generated so far, its own random generator."""
+    def __init__(self, index, prompt, seed):
+        self.index, self.prompt, self.key, self.new = index, prompt, tuple(prompt), []
+        self.gen = torch.Generator().manual_seed(seed)
+        self.logits = None  # the prompt's next-token logits, shared with its rows admitted later
+
+    @property
+    def pos(self):  # the position of the newest token, the one the cache does not hold yet
+        return len(self.prompt) + len(self.new) - 1
+
+
+def _has_stop(text, stops):
+    return any(s.search(text) if isinstance(s, re.Pattern) else s in text for s in stops)
 
 
 def main():

@@ -28,7 +28,7 @@ import torch
 
 import pretrain
 from data_fim import fim_token_ids, read_jsonl, sample_row, syntax_span, unit_hash
-from model import Transformer
+from model import Transformer, inference_dtype
 from sft_data import FENCE, SynthConfig, checklist, parse_or_none, synth_main
 from tokenizer import Tokenizer
 
@@ -244,14 +244,22 @@ class ChatConfig:
     system: str = DEFAULT_SYSTEM
     prompt: str = ""              # answer this one message and exit (no interactive loop)
     max_new_tokens: int = 512
-    temperature: float = 0.0
-    top_p: float = 0.9
+    # Sampling as the official Qwen2.5-Coder-Instruct generation_config.json (the 32B-Instruct
+    # ships repetition_penalty 1.05); temperature 0 is greedy. Without the repetition penalty a
+    # small model's greedy reply loops ("getgetget...").
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    repetition_penalty: float = 1.1
+    dtype: str = "auto"           # auto: bf16 on GPUs and on CPUs with native bf16, else fp32
 
 
 def chat(cfg):
-    """Interactive ChatML chat, tokens printed as they are generated."""
+    """Interactive ChatML chat, the reply printed as it is generated."""
     try:
-        model, tok = Transformer.from_pretrained(cfg.model), Tokenizer.from_pretrained(cfg.model)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model = Transformer.from_pretrained(cfg.model, device=device, dtype=inference_dtype(device, cfg.dtype))
+        tok = Tokenizer.from_pretrained(cfg.model)
     except (FileNotFoundError, ValueError) as e:
         raise pretrain.Fatal(str(e)) from None
     stops = [tok.special["<|im_end|>"], tok.eot_id]
@@ -264,22 +272,15 @@ def chat(cfg):
             return messages
         messages.append({"role": "user", "content": user})
         ids, _ = render_chat(messages, tok, add_generation_prompt=True)
-        new, shown = [], 0
-
-        def stream(column):  # print the decoded text so far, holding back a split UTF-8 character
-            nonlocal shown
-            if int(column[0, 0]) in stops:
-                return
-            new.append(int(column[0, 0]))
-            text = tok.decode(new)
-            if not text.endswith("\ufffd"):
-                print(text[shown:], end="", flush=True)
-                shown = len(text)
-
         print("assistant> ", end="", flush=True)
-        model.generate(torch.tensor([ids]), cfg.max_new_tokens, temperature=cfg.temperature,
-                       top_p=cfg.top_p if cfg.temperature > 0 else None, stop_ids=stops, on_token=stream)
-        reply = tok.decode(new)
+        reply, shown = "", 0
+        for _, new in model.stream([ids], cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k,
+                                   top_p=cfg.top_p, repetition_penalty=cfg.repetition_penalty, stop_ids=stops,
+                                   partial=True):
+            reply = tok.decode([t for t in new if t not in stops and t < tok.n_vocab])
+            if not reply.endswith("\ufffd"):  # hold back a character split across tokens
+                print(reply[shown:], end="", flush=True)
+                shown = len(reply)
         print(reply[shown:])
         messages.append({"role": "assistant", "content": reply})
         if cfg.prompt:

@@ -1,16 +1,24 @@
 """model.py against Hugging Face transformers' Qwen2ForCausalLM (issue 11): same config, weights,
 batch and dtype on both sides, checked to compute the same thing before being timed.
 
-    python -m bench.bench_model            # tiny and 0.5B configs (a few minutes on 2 cores)
-    python -m bench.bench_model --quick    # tiny config only (about a minute)
+    python -m bench.bench_model              # everything below (~15 min on 2 cores)
+    python -m bench.bench_model --quick      # tiny config only (a few minutes)
+    python -m bench.bench_model --only generation ragged   # some tables only
+    python -m bench.bench_model --humaneval 164            # greedy HumanEval end to end, 0.5B
 
-Three tables, each printed and appended to bench/RESULTS.md:
-  1. training step (forward + backward + AdamW), fp32 and bf16 autocast;
-  2. greedy generation in tokens/s, batch 1 and 8 (ours: preallocated KV cache; theirs: `generate`);
-  3. prefill of an 8K-token prompt with YaRN on (time to the first new token), with the peak
-     memory of each side measured in a fresh process of its own.
+Tables, each printed and appended to bench/RESULTS.md:
+  training     training step (forward + backward + AdamW), fp32 and bf16 autocast;
+  generation   greedy generation at batch 1 and 8 in tokens/s, fp32 and bf16 (ours eager and with
+               the decode step compiled; theirs: `generate`);
+  ragged       32 prompts of 20-200 tokens, 48 new tokens each, the ~100M config with the real
+               vocabulary: our continuous batching against transformers once per prompt and
+               left-padded in one batch; and n=20 samples of a prompt sharing one prefill;
+  prefill      an 8K-token prompt with YaRN on (time to the first token), with the peak memory of
+               each side measured in a fresh process of its own;
+  humaneval    `eval.py humaneval` end to end (generation + sandbox) on a random 0.5B checkpoint
+               with the official tokenizer, --max-new-tokens 128 (only with --humaneval N).
 "ratio" is always how many times faster ours is (theirs' time / ours). On a shared machine the
-two sides are timed in turns, so a busy spell slows both.
+sides are timed in turns, so a busy spell slows both.
 """
 import argparse
 import contextlib
@@ -21,11 +29,12 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 import torch
 
 from bench.common import peak_rss_mb, report, timeit
-from model import ModelConfig, Transformer
+from model import ModelConfig, Transformer, inference_dtype
 
 DTYPES = ("fp32", "bf16")
 # The prefill model: tiny, with the report's YaRN factor 4 over a 4K original context, so an
@@ -69,14 +78,15 @@ def train_step(model, opt, x, y, dtype):
     opt.zero_grad(set_to_none=True)
 
 
-def in_turns(fa, fb, rounds):
-    """Median seconds of fa() and fb(), timed alternately after one warm-up call each."""
-    fa(), fb()
-    ta, tb = [], []
+def in_turns(fns, rounds):
+    """Median seconds of each function, timed in turns after one warm-up call each."""
+    for f in fns:
+        f()
+    times = [[] for _ in fns]
     for _ in range(rounds):
-        ta.append(timeit(fa, repeat=1, warmup=0))
-        tb.append(timeit(fb, repeat=1, warmup=0))
-    return statistics.median(ta), statistics.median(tb)
+        for f, t in zip(fns, times):
+            t.append(timeit(f, repeat=1, warmup=0))
+    return [statistics.median(t) for t in times]
 
 
 def check_same(ours, theirs, x, y):
@@ -101,8 +111,8 @@ def bench_training(name, B, T, rounds):
     rows = []
     if cfg.num_params() < 1e8:
         for dt in DTYPES:
-            t_ours, t_theirs = in_turns(lambda: train_step(ours, opts[0], x, y, dt),
-                                        lambda: train_step(theirs, opts[1], x, y, dt), rounds)
+            t_ours, t_theirs = in_turns([lambda: train_step(ours, opts[0], x, y, dt),
+                                         lambda: train_step(theirs, opts[1], x, y, dt)], rounds)
             rows.append((name, dt, f"{B}x{T}", t_ours, t_theirs))
     else:
         # A 0.5B model with its AdamW state is ~8 GB: keep one side in memory at a time.
@@ -120,27 +130,104 @@ def bench_training(name, B, T, rounds):
             for n, dt, bt, a, b in rows]
 
 
-def bench_generation(name, batches, prompt, new, rounds):
+def hf_greedy(model, ids, new, mask=None):
+    """transformers' greedy generate of exactly `new` tokens (no early stop), plain KV cache."""
+    return model.generate(ids, attention_mask=torch.ones_like(ids) if mask is None else mask, max_new_tokens=new,
+                          min_new_tokens=new, do_sample=False, pad_token_id=0, eos_token_id=None)
+
+
+def bench_generation(name, batches, prompt, new, rounds, dtypes):
     cfg = ModelConfig.from_name(name)
     ours = build_ours(cfg).eval()
     theirs = build_theirs(cfg, ours).eval()
     rows = []
-    for B in batches:
-        ids = torch.randint(0, cfg.vocab_size, (B, prompt), generator=torch.Generator().manual_seed(2))
-
-        def run_ours():
-            return ours.generate(ids, new)
-
-        def run_theirs():  # exactly `new` greedy tokens, no early stop, plain KV cache
-            return theirs.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new,
-                                   min_new_tokens=new, do_sample=False, pad_token_id=0, eos_token_id=None)
-        a, b = run_ours(), run_theirs()
-        assert a.shape == b.shape == (B, prompt + new) and torch.equal(a[:, prompt], b[:, prompt])
-        same = (a[:, prompt:] == b[:, prompt:]).float().mean().item()
-        t_ours, t_theirs = in_turns(run_ours, run_theirs, rounds)
-        rows.append((name, B, f"{prompt}+{new}", f"{B * new / t_ours:.1f}", f"{B * new / t_theirs:.1f}",
-                     f"{t_theirs / t_ours:.2f}x", f"{same:.0%}"))
+    for dt in dtypes:
+        if dt == "bf16":  # both sides hold bf16 weights, as `--dtype auto` gives on this CPU
+            ours.to(torch.bfloat16), theirs.to(torch.bfloat16)
+        for B in batches:
+            ids = torch.randint(0, cfg.vocab_size, (B, prompt), generator=torch.Generator().manual_seed(2))
+            fns = [lambda: ours.generate(ids, new), lambda: ours.generate(ids, new, compile=True),
+                   lambda: hf_greedy(theirs, ids, new)]
+            a, c, b = (f() for f in fns)  # also the warm-up (and compilation)
+            assert a.shape == b.shape == (B, prompt + new) and torch.equal(a[:, prompt], b[:, prompt])
+            same = (a[:, prompt:] == b[:, prompt:]).float().mean().item()
+            same_c = (a[:, prompt:] == c[:, prompt:]).float().mean().item()
+            t_ours, t_comp, t_theirs = in_turns(fns, rounds)
+            rows.append((name, dt, B, f"{prompt}+{new}", f"{B * new / t_ours:.1f}", f"{B * new / t_comp:.1f}",
+                         f"{B * new / t_theirs:.1f}", f"{t_theirs / t_ours:.2f}x", f"{t_theirs / t_comp:.2f}x",
+                         f"{same:.0%}", f"{same_c:.0%}"))
     return rows
+
+
+RAGGED_CONFIG = dict(vocab_size=151936)  # "small" with the real vocabulary: ~102M parameters
+
+
+def bench_ragged(rounds, n_prompts=32, new=48):
+    """Ragged prompts, our continuous batching against transformers once per prompt and batched."""
+    cfg = ModelConfig.from_name("small", **RAGGED_CONFIG)
+    ours = build_ours(cfg).eval()
+    theirs = build_theirs(cfg, ours).eval()
+    g = torch.Generator().manual_seed(4)
+    prompts = [torch.randint(0, cfg.vocab_size, (int(n),), generator=g).tolist()
+               for n in torch.randint(20, 201, (n_prompts,), generator=g)]
+    T = max(map(len, prompts))
+    ids, mask = torch.zeros(n_prompts, T, dtype=torch.long), torch.zeros(n_prompts, T, dtype=torch.long)
+    for i, p in enumerate(prompts):  # left padding, as transformers' batched generation needs
+        ids[i, T - len(p):], mask[i, T - len(p):] = torch.tensor(p), 1
+    t0 = time.perf_counter()
+    one_by_one = [hf_greedy(theirs, torch.tensor([p]), new)[0, len(p):].tolist() for p in prompts]
+    t_each = time.perf_counter() - t0  # the reference ids, and transformers as users call it
+    fns = [lambda: ours.generate(prompts, new, batch_size=n_prompts),
+           lambda: ours.generate(prompts, new, batch_size=n_prompts, compile=True),
+           lambda: hf_greedy(theirs, ids, new, mask)[:, T:].tolist()]
+    got, got_c, batched = (f() for f in fns)
+    assert got == one_by_one, "continuous batching differs from one prompt at a time"
+    same = lambda out: sum(a == b for x, y in zip(out, one_by_one) for a, b in zip(x, y)) / (n_prompts * new)  # noqa
+    t_ours, t_comp, t_batched = in_turns(fns, rounds)
+    rows = [("ours, continuous batching (32 slots)", f"{t_ours:.2f}", f"{n_prompts * new / t_ours:.0f}", "1.00x",
+             f"{same(got):.0%}"),
+            ("ours, decode step compiled", f"{t_comp:.2f}", f"{n_prompts * new / t_comp:.0f}",
+             f"{t_ours / t_comp:.2f}x", f"{same(got_c):.0%}"),
+            ("transformers, one prompt at a time", f"{t_each:.2f}", f"{n_prompts * new / t_each:.0f}",
+             f"{t_ours / t_each:.2f}x (ours {t_each / t_ours:.1f}x faster)", "100% (reference)"),
+            ("transformers, left-padded batch of 32", f"{t_batched:.2f}", f"{n_prompts * new / t_batched:.0f}",
+             f"{t_ours / t_batched:.2f}x (ours {t_batched / t_ours:.2f}x faster)", f"{same(batched):.0%}")]
+    # n samples of one prompt (pass@k): 8 prompts x 20 samples share 8 prefills; 160 distinct prompts
+    # of the same length need 160, for the same decoding work (greedy: random weights give flat
+    # distributions whose nucleus sampling would sort all 151,936 logits and hide the prefill).
+    base = [torch.randint(0, cfg.vocab_size, (200,), generator=g).tolist() for _ in range(160)]
+    shared = [p for p in base[:8] for _ in range(20)]
+    t_shared, t_distinct = in_turns([lambda: ours.generate(shared, 16, batch_size=32),
+                                     lambda: ours.generate(base, 16, batch_size=32)], max(1, rounds - 1))
+    rows.append(("ours, 8 prompts x 20 samples (shared prefill) vs 160 prompts, 200+16 tokens",
+                 f"{t_shared:.2f} vs {t_distinct:.2f}", f"{160 * 16 / t_shared:.0f} vs {160 * 16 / t_distinct:.0f}",
+                 f"sharing {t_distinct / t_shared:.2f}x faster", "-"))
+    return rows
+
+
+def bench_humaneval(limit, batch_size, dtype):
+    """`eval.py humaneval` end to end on a random 0.5B checkpoint with the official tokenizer."""
+    import tempfile
+
+    from tokenizer import Tokenizer, official_files
+    with tempfile.TemporaryDirectory() as d:
+        build_ours(ModelConfig.from_name("0.5B")).save_pretrained(d)
+        Tokenizer.from_pretrained(official_files()).save(d)
+        cmd = [sys.executable, "eval.py", "humaneval", "--model", d, "--max-new-tokens", "128", "--limit", str(limit),
+               "--batch-size", str(batch_size), "--dtype", dtype, "--out", os.path.join(d, "he.json")]
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))), env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
+        seconds = time.perf_counter() - t0
+        if out.returncode:
+            raise SystemExit(out.stderr)
+        rate = next((line for line in reversed(out.stdout.splitlines()) if "tokens/s" in line), "")
+        with open(os.path.join(d, "he.samples.jsonl")) as f:
+            n = sum(1 for _ in f)
+    if dtype == "auto":
+        dtype = f"auto ({str(inference_dtype('cpu')).removeprefix('torch.')} here)"
+    return [("0.5B random weights", dtype, batch_size, n, f"{seconds:.0f}", f"{seconds * 164 / n:.0f}",
+             rate.split(", ", 1)[-1].split(", ~")[0])]
 
 
 def load_note():
@@ -200,9 +287,13 @@ def bench_prefill(length, rounds):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny config only, fewer rounds")
+    p.add_argument("--only", nargs="+", choices=TABLES, help="these tables only")
     p.add_argument("--rounds", type=int, default=None, help="timed runs per side (median reported)")
     p.add_argument("--prefill-len", type=int, default=8192, help="prompt length of the prefill benchmark")
     p.add_argument("--threads", type=int, default=None, help="torch threads for both sides (default: torch's)")
+    p.add_argument("--humaneval", type=int, metavar="N", help="time `eval.py humaneval` on the first N problems")
+    p.add_argument("--batch-size", type=int, default=64, help="eval.py --batch-size for --humaneval")
+    p.add_argument("--dtype", default="auto", help="eval.py --dtype for --humaneval")
     p.add_argument("--prefill-side", choices=("ours", "theirs"), help=argparse.SUPPRESS)  # internal
     args = p.parse_args()
     if args.threads:
@@ -211,27 +302,51 @@ def main():
     if args.prefill_side:
         return prefill_side(args.prefill_side, args.prefill_len, rounds)
     torch.manual_seed(0)
+    if args.humaneval:
+        rows = bench_humaneval(args.humaneval, args.batch_size, args.dtype)
+        report("Greedy HumanEval end to end (eval.py humaneval --max-new-tokens 128)",
+               ["config", "dtype", "batch", "samples", "seconds", "seconds for all 164", "generation"], rows,
+               f"Random weights never stop early: each row runs to the cap unless a stop string appears. "
+               f"Generation, the sandbox run of every program and the report; {torch.get_num_threads()} "
+               f"threads. {load_note()}")
+        return
+    tables = args.only or TABLES
     names = ["tiny"] if args.quick else ["tiny", "0.5B"]
-    shapes = {"tiny": (8, 256), "0.5B": (1, 128)}
-    rows = []
-    for name in names:
-        rows += bench_training(name, *shapes[name], rounds if name == "tiny" else 2)
-    report("Training step (fwd + bwd + AdamW): model.py vs transformers Qwen2ForCausalLM",
-           ["config", "dtype", "batch x seq", "ours ms", "transformers ms", "ratio", "fp32 logit diff"], rows,
-           f"Median of {rounds} steps (0.5B: 2, one side in memory at a time); {torch.get_num_threads()} torch "
-           f"threads. Process peak RSS {peak_rss_mb():.0f} MB. {load_note()}")
-    rows = []
-    for name in names:
-        rows += bench_generation(name, (1, 8), 16, 64 if name == "tiny" else 16, rounds if name == "tiny" else 1)
-    report("Greedy generation, fp32: model.generate vs transformers generate",
-           ["config", "batch", "prompt+new", "ours tok/s", "transformers tok/s", "ratio", "same ids"], rows,
-           f"tok/s counts new tokens over all rows; prompt processing included. {load_note()}")
-    rows = bench_prefill(args.prefill_len, max(2, rounds // 2))
-    report("Prefill of a long prompt, YaRN on (time to first token)",
-           ["config", "prompt tokens", "ours s", "transformers s", "ratio", "ours peak MB", "transformers peak MB",
-            "logit diff"], rows, "Peak MB: RSS growth over the loaded model during the first prefill, "
-           f"each side in a fresh process. YaRN factor 4 over a 4,096-token original context. {load_note()}")
+    if "training" in tables:
+        shapes = {"tiny": (8, 256), "0.5B": (1, 128)}
+        rows = []
+        for name in names:
+            rows += bench_training(name, *shapes[name], rounds if name == "tiny" else 2)
+        report("Training step (fwd + bwd + AdamW): model.py vs transformers Qwen2ForCausalLM",
+               ["config", "dtype", "batch x seq", "ours ms", "transformers ms", "ratio", "fp32 logit diff"], rows,
+               f"Median of {rounds} steps (0.5B: 2, one side in memory at a time); {torch.get_num_threads()} torch "
+               f"threads. Process peak RSS {peak_rss_mb():.0f} MB. {load_note()}")
+    if "generation" in tables:
+        rows = []
+        for name in names:
+            rows += bench_generation(name, (1, 8), 16, 64 if name == "tiny" else 16,
+                                     rounds if name == "tiny" else 1, ("fp32", "bf16"))
+        report("Greedy generation: model.generate vs transformers generate",
+               ["config", "dtype", "batch", "prompt+new", "ours tok/s", "ours compiled tok/s", "transformers tok/s",
+                "ratio", "ratio compiled", "same ids", "compiled same ids"], rows,
+               f"tok/s counts new tokens over all rows; prompt processing included; compilation is in the "
+               f"warm-up, not the timing. {torch.get_num_threads()} threads. {load_note()}")
+    if "ragged" in tables and not args.quick:
+        rows = bench_ragged(max(2, rounds // 2))
+        report("Ragged prompts: 32 prompts of 20-200 tokens, 48 new tokens each, ~100M config, fp32",
+               ["generation", "seconds", "new tok/s", "time vs ours", "same ids as one at a time"], rows,
+               f"The `small` config with the real 151,936-row vocabulary (102M parameters). Our ids are checked "
+               f"equal to transformers' one prompt at a time before timing. {torch.get_num_threads()} threads. "
+               f"{load_note()}")
+    if "prefill" in tables:
+        rows = bench_prefill(args.prefill_len, max(2, rounds // 2))
+        report("Prefill of a long prompt, YaRN on (time to first token)",
+               ["config", "prompt tokens", "ours s", "transformers s", "ratio", "ours peak MB", "transformers peak MB",
+                "logit diff"], rows, "Peak MB: RSS growth over the loaded model during the first prefill, "
+               f"each side in a fresh process. YaRN factor 4 over a 4,096-token original context. {load_note()}")
 
+
+TABLES = ["training", "generation", "ragged", "prefill"]
 
 if __name__ == "__main__":
     main()

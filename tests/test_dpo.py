@@ -294,6 +294,7 @@ def test_pairs_command_samples_the_policy_and_writes_pairs(tiny, tmp_path):
     replies = sample(["Write `double`.", "Write `clamp`."])
     assert [len(r) for r in replies] == [3, 3] and all(isinstance(s, str) for r in replies for s in r)
     assert len(set(replies[0])) > 1 and replies == sample(["Write `double`.", "Write `clamp`."])   # seeded
+    assert sample(["Write `clamp`.", "Write `double`."]) == replies[::-1]  # per prompt: in any order and batch
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("".join(json.dumps(task(i)) + "\n" for i in range(3)))
     stats = dpo.pairs_main(dpo.PairsConfig(init=init, tasks=str(tasks), out=str(tmp_path / "o"), k=2,

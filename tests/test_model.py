@@ -1,8 +1,10 @@
 """model.py against its oracle, Hugging Face transformers' Qwen2ForCausalLM, on tiny random configs (CPU)."""
+import collections
 import copy
 import json
 import math
 import os
+import re
 import time
 from dataclasses import replace
 
@@ -13,7 +15,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM  # the oracle (requiremen
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 import model as model_module
-from model import ModelConfig, Transformer, rope_frequencies
+from model import KVCache, ModelConfig, Transformer, rope_frequencies
 
 YARN = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 24}
 
@@ -317,26 +319,43 @@ def test_meta_to_empty_init_weights():
     assert model.layers[0].self_attn.q_proj.bias.abs().max() > 0
 
 
-def test_kv_cache_generation_equals_recompute():
-    model = tiny_model(rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8})
-    ids = torch.randint(0, 64, (3, 5))
-    got = model.generate(ids, max_new_tokens=15)
-    seq = ids
+def recompute(model, prompt, n, stop=None):
+    """Greedy continuation without a cache: the whole sequence through the model for each token."""
+    seq, new = torch.tensor([prompt]), []
     with torch.no_grad():
-        for _ in range(15):  # no cache: the whole sequence through the model at every step
-            seq = torch.cat([seq, model(seq)[:, -1].argmax(-1, keepdim=True)], dim=1)
-    assert torch.equal(got, seq)
-    assert len(set(got[0, 5:].tolist())) > 1  # not a degenerate constant continuation
+        while len(new) < n and (not new or new[-1] != stop):
+            new.append(model(seq)[0, -1].argmax().item())
+            seq = torch.cat([seq, torch.tensor([new[-1:]])], dim=1)
+    return new
 
 
-def test_generate_stops_pads_and_streams():
+def ragged_prompts(lengths=(1, 7, 3, 19, 7, 30, 2, 11), seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 64, (n,), generator=g).tolist() for n in lengths]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_ragged_greedy_equals_each_prompt_alone(batch_size):
+    model = tiny_model(rope_scaling={"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8})
+    prompts = ragged_prompts()
+    prompts.append(prompts[2])  # the same prompt twice: the second copies the first one's cache
+    free = [recompute(model, p, 14) for p in prompts]
+    firsts = lambda t: [f.index(t) if t in f else None for f in free]  # noqa: E731
+    # A stop id that ends rows at different steps and leaves at least one row running to the limit.
+    stop = max((t for t in range(64) if None in firsts(t)), key=lambda t: len(set(firsts(t))))
+    assert len({i for i in firsts(stop) if i is not None}) >= 2
+    got = model.generate(prompts, 14, batch_size=batch_size, stop_ids=[stop])
+    assert got == [f[:f.index(stop) + 1] if stop in f else f for f in free]  # no padding, stop id kept
+    assert len(set(map(len, got))) > 2 and len({t for f in free for t in f}) > 5  # not a degenerate run
+
+
+def test_generate_tensor_pads_stopped_rows_and_streams():
     model = tiny_model()
     ids = torch.randint(0, 64, (3, 4))
     free = model.generate(ids, max_new_tokens=12)
+    assert torch.equal(free, torch.cat([ids, torch.tensor([recompute(model, r, 12) for r in ids.tolist()])], 1))
     stop = free[0, 6].item()  # row 0 emits this at its third new token
-    columns = []
-    out = model.generate(ids, max_new_tokens=12, stop_ids=(stop,), pad_id=63, on_token=columns.append)
-    assert torch.equal(torch.cat([ids] + columns, dim=1), out)
+    out = model.generate(ids, max_new_tokens=12, stop_ids=(stop,), pad_id=63)
     for row in range(3):
         new = free[row, 4:].tolist()
         cut = new.index(stop) + 1 if stop in new else len(new)
@@ -347,9 +366,111 @@ def test_generate_stops_pads_and_streams():
     short = model.generate(ids[:1], max_new_tokens=12, stop_ids=(stop,))
     cut = free[0, 4:].tolist().index(stop) + 1
     assert short.shape[1] == 4 + cut and short[0, -1] == stop  # a single row stops at once
+    # partial=True streams every row's reply as it grows; its last report is the whole reply
+    steps = list(model.stream([ids[0].tolist()], 12, stop_ids=(stop,), partial=True))
+    assert [new for _, new in steps] == [free[0, 4:4 + k].tolist() for k in range(1, cut + 1)]
 
 
-def test_sampling():
+def first_token(model, prompt):
+    with torch.no_grad():
+        return model(torch.tensor([prompt]))[0, -1].argmax().item()
+
+
+def test_continuous_batching_refills_a_freed_slot_at_once(monkeypatch):
+    model = tiny_model()
+    g = torch.Generator().manual_seed(3)
+    pool = [torch.randint(0, 64, (int(n),), generator=g).tolist() for n in torch.randint(2, 12, (80,), generator=g)]
+    stop = collections.Counter(first_token(model, p) for p in pool).most_common(1)[0][0]
+    quick = [p for p in pool if first_token(model, p) == stop][:3]   # stop at their first token
+    slow = next(p for p in pool if stop not in recompute(model, p, 10))  # runs to the limit
+    assert len(quick) == 3
+    allocated, widths = [], []
+    monkeypatch.setattr(model_module, "KVCache", lambda *a: allocated.append(a) or KVCache(*a))
+    step = model._step
+    monkeypatch.setattr(model, "_step", lambda tokens, *a: widths.append(len(tokens)) or step(tokens, *a))
+    order = [i for i, _ in model.stream([slow] + quick, 10, batch_size=2, stop_ids=[stop])]
+    # With two slots, the quick prompts pass through the second slot while the slow one runs:
+    # a freed slot takes the next prompt at once instead of waiting for the batch's slowest row.
+    assert order == [1, 2, 3, 0]
+    assert len(allocated) == 1 and allocated[0][1] == 2  # one cache, allocated once, two slots
+    assert len(widths) == 9 and max(widths) == 1  # the slow row's 9 decode steps, alone
+
+
+def test_samples_of_one_prompt_share_its_prefill_and_own_their_seeds(monkeypatch):
+    model = tiny_model()
+    p, q = ragged_prompts((9, 5))
+    prefilled = []
+    hidden = model._hidden
+    monkeypatch.setattr(model, "_hidden", lambda ids, rope=None, cache=None: (
+        cache is not None and cache.pos is None and prefilled.append(ids.numel())) or hidden(ids, rope, cache))
+    prompts, seeds = [p] * 5 + [q], [11, 12, 13, 14, 15, 16]
+    got = model.generate(prompts, 8, batch_size=8, temperature=1.0, seeds=seeds)
+    assert sum(prefilled) == len(p) + len(q)  # five samples, one prefill
+    assert len({tuple(r) for r in got[:5]}) > 1  # different seeds, different samples
+    # A row's sample depends on its seed only: alone, in any order, at any batch size.
+    prefilled.clear()
+    assert got == [model.generate([x], 8, temperature=1.0, seeds=[s])[0] for x, s in zip(prompts, seeds)]
+    assert got[::-1] == model.generate(prompts[::-1], 8, batch_size=2, temperature=1.0, seeds=seeds[::-1])
+    kw = dict(temperature=0.8, top_k=5, top_p=0.9, repetition_penalty=1.3)
+    assert (model.generate(prompts, 8, batch_size=3, seeds=seeds, **kw)
+            == model.generate(prompts, 8, batch_size=6, seeds=seeds, **kw))
+    # A sample admitted later copies the prompt from a sibling still running: seed b stops at its
+    # first token, so the third sample takes its slot while seed a's row runs on.
+    alone = {s: model.generate([p], 8, temperature=1.0, seeds=[s])[0] for s in range(12)}
+    a, b = next((a, b) for a in alone for b in alone if alone[b][0] not in alone[a])
+    prefilled.clear()
+    got = model.generate([p] * 3, 8, batch_size=2, temperature=1.0, seeds=[a, b, b + 100], stop_ids=[alone[b][0]])
+    assert sum(prefilled) == len(p) and got[:2] == [alone[a], alone[b][:1]]
+
+
+def test_stop_strings_end_rows_in_the_loop():
+    model = tiny_model()
+    prompts = ragged_prompts()
+    decode = lambda ids: "".join(chr(65 + t % 26) for t in ids)  # noqa: E731  a stand-in tokenizer
+    free = [recompute(model, p, 16) for p in prompts]
+    stop = decode(free[0])[5:7]  # appears in row 0's text, and may appear in others
+
+    def cut(ids, hit):  # the shortest prefix whose text shows a stop
+        return next((ids[:k] for k in range(1, len(ids) + 1) if hit(decode(ids[:k]))), ids)
+
+    got = model.generate(prompts, 16, stop_strings=[stop], decode=decode)
+    assert got == [cut(f, lambda s: stop in s) for f in free] and len(got[0]) <= 7
+    pattern = re.compile(r"[A-H][A-H]")
+    got = model.generate(prompts, 16, stop_strings=["ZZZ", pattern], decode=decode)
+    assert got == [cut(f, lambda s: "ZZZ" in s or pattern.search(s)) for f in free]
+    assert any(len(r) < 16 for r in got) and any(len(r) == 16 for r in got)
+    with pytest.raises(ValueError, match="stop_strings need decode"):
+        model.generate(prompts, 4, stop_strings=["x"])
+
+
+def test_a_small_cache_budget_takes_fewer_rows_at_once(monkeypatch):
+    model = tiny_model()
+    prompts = ragged_prompts()
+    expected = [recompute(model, p, 6) for p in prompts]
+    # room for two slots of the longest prompt + 6 new tokens (2 layers x k, v x 2 heads x 32 x 4 bytes)
+    monkeypatch.setattr(model_module, "KV_CACHE_BYTES", 2 * (30 + 6) * 2 * 2 * 2 * 32 * 4)
+    allocated = []
+    monkeypatch.setattr(model_module, "KVCache", lambda *a: allocated.append(a) or KVCache(*a))
+    assert model.generate(prompts, 6, batch_size=16) == expected and allocated[0][1] == 2
+
+
+def test_compiled_decode_step_gives_the_same_ids():
+    model = tiny_model()
+    prompts = ragged_prompts()
+    eager = model.generate(prompts, 10, batch_size=3)
+    assert model.generate(prompts, 10, batch_size=3, compile=True) == eager
+
+
+def test_progress_lines(monkeypatch, capsys):
+    monkeypatch.setattr(model_module, "PROGRESS_EVERY", 0.0)
+    model = tiny_model()
+    list(model.stream(ragged_prompts()[:3], 4, batch_size=2, progress="demo"))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("demo: 3/3 done, ") and "tokens/s" in lines[-1] and "s left" in lines[-1]
+    assert lines[0].startswith("demo: 0/3 done")
+
+
+def test_sampling_draws_from_the_processed_distribution():
     model = tiny_model()
     ids = torch.randint(0, 64, (2, 4))
     greedy = model.generate(ids, 8)
@@ -359,11 +480,59 @@ def test_sampling():
     a = model.generate(ids, 8, temperature=1.0)
     torch.manual_seed(1)
     assert torch.equal(model.generate(ids, 8, temperature=1.0), a) and not torch.equal(a, greedy)
-    logits = torch.tensor([[0.0, 1.0, 2.0, 3.0]]).repeat(2000, 1)
-    top2 = model_module.sample(logits, temperature=1.0, top_k=2)
-    assert set(top2.tolist()) == {2, 3}
-    nucleus = model_module.sample(logits, temperature=1.0, top_p=0.7)  # p(3)=.64, p(2)=.24: keeps {3, 2}
+    logits = torch.tensor([[0.0, 1.0, 2.0, 3.0]]).repeat(20000, 1)
+    freq = torch.bincount(model_module.sample(logits, temperature=1.0), minlength=4) / 20000
+    assert torch.allclose(freq, logits[0].softmax(-1), atol=0.015)  # the inverse-CDF draw is unbiased
+    gens = [torch.Generator().manual_seed(s) for s in range(20000)]
+    freq = torch.bincount(model_module.sample(logits, temperature=1.0, generators=gens), minlength=4) / 20000
+    assert torch.allclose(freq, logits[0].softmax(-1), atol=0.015)
+    assert set(model_module.sample(logits[:2000], temperature=1.0, top_k=2).tolist()) == {2, 3}
+    nucleus = model_module.sample(logits[:2000], temperature=1.0, top_p=0.7)  # p(3)=.64, p(2)=.24: {3, 2}
     assert set(nucleus.tolist()) == {2, 3}
+
+
+@pytest.mark.parametrize("temperature,top_k,scale", [(0.0, 20, 3.0), (0.7, 20, 3.0), (0.7, None, 8.0),
+                                                     (0.7, None, 0.1)])
+def test_logits_processing_matches_transformers(temperature, top_k, scale):
+    from transformers.generation.logits_process import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
+                                                        TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
+    torch.manual_seed(0)
+    # 2,000 logits: peaked ones keep their nucleus within the 1,024 most likely, flat ones do not
+    logits, ids = scale * torch.randn(6, 2000), torch.randint(0, 2000, (6, 12))
+    seen = torch.zeros(6, 2000, dtype=torch.bool).scatter_(1, ids, True)
+    hf = [RepetitionPenaltyLogitsProcessor(1.1)]  # the official instruct generation_config's settings
+    if temperature:
+        hf += [TemperatureLogitsWarper(temperature)] + ([TopKLogitsWarper(top_k)] if top_k else [])
+        hf += [TopPLogitsWarper(0.8)]
+    expected = LogitsProcessorList(hf)(ids, logits.clone())
+    got = model_module.process_logits(logits, temperature, top_k=top_k, top_p=0.8, repetition_penalty=1.1,
+                                      seen=seen)
+    assert torch.equal(torch.isinf(got), torch.isinf(expected))
+    assert torch.allclose(got[~torch.isinf(got)], expected[~torch.isinf(expected)], atol=1e-6)
+    assert (got != logits / (temperature or 1)).any()  # the processors did something
+    kept = (~torch.isinf(got)).sum(-1)  # sampling: a nucleus of more than one token, wider than 1,024 if flat
+    assert temperature == 0 or ((kept < 2000).all() and (kept > 1).any() and (kept > 1024).any() == (scale < 1))
+
+
+def test_greedy_repetition_penalty_matches_transformers(tmp_path):
+    hf = hf_model(**CONFIGS[1][1])
+    ours = load_ours(hf, tmp_path)
+    ids = torch.randint(0, 96, (2, 6))
+    expected = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False,
+                           repetition_penalty=1.3, pad_token_id=0, eos_token_id=None)
+    got = ours.generate(ids, 24, repetition_penalty=1.3)
+    assert torch.equal(got, expected) and not torch.equal(got, ours.generate(ids, 24))
+
+
+def test_inference_dtype(monkeypatch):
+    assert model_module.inference_dtype("cpu", "fp32") == torch.float32
+    assert model_module.inference_dtype("cpu", "bf16") == torch.bfloat16
+    for native in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert model_module.inference_dtype("cpu") == (torch.bfloat16 if native else torch.float32)
+    with pytest.raises(ValueError, match="not one of auto, bf16, fp32"):
+        model_module.inference_dtype("cpu", "fp16")
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

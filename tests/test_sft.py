@@ -183,6 +183,7 @@ def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
     messages = sft.chat(sft.ChatConfig(model=cfg.out, prompt="Add 3 and 4.", max_new_tokens=12))
     printed = capsys.readouterr().out
     assert messages[-1]["role"] == "assistant" and messages[-1]["content"] in printed
+    assert printed.split("assistant> ", 1)[1] == messages[-1]["content"] + "\n"  # streamed once, in full
 
 
 @pytest.mark.parametrize("fraction,min_score,chosen", [(0.3, 0.0, [0.9, 0.8, 0.7]), (0.25, 0.0, [0.9, 0.8, 0.7]),
