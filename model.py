@@ -446,72 +446,6 @@ class Transformer(nn.Module):
         write_pretrained(path, self.config, self.state_dict(), dtype or self.embed_tokens.weight.dtype,
                          generation_config=generation_config)
 
-
-# The official multi-file downloads (7B-32B) hold at most ~5 GB per file, transformers' default.
-SHARD_BYTES = 5 * 10**9
-
-
-def write_pretrained(path, config, state, dtype, gather=lambda t: t, keep=lambda i: True, shard_bytes=None,
-                     generation_config=None):
-    """config.json (+ generation_config.json when given) and the weights in `dtype`, in the layout
-    of the official downloads: one model.safetensors up to shard_bytes, else
-    model-0000i-of-0000n.safetensors files and model.safetensors.index.json naming each tensor's
-    file. Tied: no lm_head.weight.
-
-    `state` maps our parameter names to tensors and must hold exactly the model's (a mismatch
-    is an error, not a silently incomplete checkpoint). Each tensor goes through gather() in
-    order, then is kept only by a writer with keep(file index): pretrain.py passes an all-gather
-    and one writer per file on each rank, so no rank ever holds the whole model."""
-    from safetensors.torch import save_file
-    shard_bytes = shard_bytes or SHARD_BYTES
-    with torch.device("meta"):
-        expected = Transformer(config).state_dict()
-    names = [k for k in expected if not (k == "lm_head.weight" and config.tie_word_embeddings)]
-    given = set(state) - ({"lm_head.weight"} if config.tie_word_embeddings else set())
-    if given != set(names):
-        wrong = sorted(set(names) ^ given)
-        raise ValueError(f"the weights to save do not match the config: {len(wrong)} names differ (e.g. {wrong[0]}).")
-    files, size = [[]], 0
-    for k in names:
-        nbytes = expected[k].numel() * dtype.itemsize
-        if files[-1] and size + nbytes > shard_bytes:
-            files.append([])
-            size = 0
-        files[-1].append(k)
-        size += nbytes
-    hf = lambda k: k if k == "lm_head.weight" else "model." + k
-    n = len(files)
-    fname = lambda i: "model.safetensors" if n == 1 else f"model-{i + 1:05d}-of-{n:05d}.safetensors"
-    os.makedirs(path, exist_ok=True)
-    for i, keys in enumerate(files):
-        tensors = {}
-        for k in keys:
-            t = gather(state[k].detach().to(dtype))   # every caller takes part, writer or not
-            if keep(i):
-                tensors[hf(k)] = t.to("cpu").contiguous()
-        if keep(i):
-            save_file(tensors, os.path.join(path, fname(i)), metadata={"format": "pt"})
-    if not keep(0):
-        return
-    # The writer of the first file writes the rest and removes the weights of an earlier save
-    # (a stale model.safetensors would shadow new numbered files when loading).
-    new = {fname(i) for i in range(n)} | ({"model.safetensors.index.json"} if n > 1 else set())
-    for old in os.listdir(path):
-        if old.startswith("model") and old.endswith((".safetensors", ".safetensors.index.json")) and old not in new:
-            os.remove(os.path.join(path, old))
-    if n > 1:
-        index = {"metadata": {"total_size": sum(expected[k].numel() * dtype.itemsize for k in names)},
-                 "weight_map": {hf(k): fname(i) for i, keys in enumerate(files) for k in keys}}
-        with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
-            json.dump(index, f, indent=2)
-    hf_config = config.to_hf()
-    hf_config["torch_dtype"] = str(dtype).removeprefix("torch.")
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(hf_config, f, indent=2)
-    if generation_config is not None:
-        with open(os.path.join(path, "generation_config.json"), "w") as f:
-            json.dump(generation_config, f, indent=2)
-
     # ------------------------------------------------------------------------- generation
 
     @torch.no_grad()
@@ -689,6 +623,71 @@ def write_pretrained(path, config, state, dtype, gather=lambda t: t, keep=lambda
             return torch.ops.mkldnn._linear_pointwise(h, w, None, "none", [], "")
         return self.lm_head(h).float()
 
+
+# The official multi-file downloads (7B-32B) hold at most ~5 GB per file, transformers' default.
+SHARD_BYTES = 5 * 10**9
+
+
+def write_pretrained(path, config, state, dtype, gather=lambda t: t, keep=lambda i: True, shard_bytes=None,
+                     generation_config=None):
+    """config.json (+ generation_config.json when given) and the weights in `dtype`, in the layout
+    of the official downloads: one model.safetensors up to shard_bytes, else
+    model-0000i-of-0000n.safetensors files and model.safetensors.index.json naming each tensor's
+    file. Tied: no lm_head.weight.
+
+    `state` maps our parameter names to tensors and must hold exactly the model's (a mismatch
+    is an error, not a silently incomplete checkpoint). Each tensor goes through gather() in
+    order, then is kept only by a writer with keep(file index): pretrain.py passes an all-gather
+    and one writer per file on each rank, so no rank ever holds the whole model."""
+    from safetensors.torch import save_file
+    shard_bytes = shard_bytes or SHARD_BYTES
+    with torch.device("meta"):
+        expected = Transformer(config).state_dict()
+    names = [k for k in expected if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    given = set(state) - ({"lm_head.weight"} if config.tie_word_embeddings else set())
+    if given != set(names):
+        wrong = sorted(set(names) ^ given)
+        raise ValueError(f"the weights to save do not match the config: {len(wrong)} names differ (e.g. {wrong[0]}).")
+    files, size = [[]], 0
+    for k in names:
+        nbytes = expected[k].numel() * dtype.itemsize
+        if files[-1] and size + nbytes > shard_bytes:
+            files.append([])
+            size = 0
+        files[-1].append(k)
+        size += nbytes
+    hf = lambda k: k if k == "lm_head.weight" else "model." + k
+    n = len(files)
+    fname = lambda i: "model.safetensors" if n == 1 else f"model-{i + 1:05d}-of-{n:05d}.safetensors"
+    os.makedirs(path, exist_ok=True)
+    for i, keys in enumerate(files):
+        tensors = {}
+        for k in keys:
+            t = gather(state[k].detach().to(dtype))   # every caller takes part, writer or not
+            if keep(i):
+                tensors[hf(k)] = t.to("cpu").contiguous()
+        if keep(i):
+            save_file(tensors, os.path.join(path, fname(i)), metadata={"format": "pt"})
+    if not keep(0):
+        return
+    # The writer of the first file writes the rest and removes the weights of an earlier save
+    # (a stale model.safetensors would shadow new numbered files when loading).
+    new = {fname(i) for i in range(n)} | ({"model.safetensors.index.json"} if n > 1 else set())
+    for old in os.listdir(path):
+        if old.startswith("model") and old.endswith((".safetensors", ".safetensors.index.json")) and old not in new:
+            os.remove(os.path.join(path, old))
+    if n > 1:
+        index = {"metadata": {"total_size": sum(expected[k].numel() * dtype.itemsize for k in names)},
+                 "weight_map": {hf(k): fname(i) for i, keys in enumerate(files) for k in keys}}
+        with open(os.path.join(path, "model.safetensors.index.json"), "w") as f:
+            json.dump(index, f, indent=2)
+    hf_config = config.to_hf()
+    hf_config["torch_dtype"] = str(dtype).removeprefix("torch.")
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(hf_config, f, indent=2)
+    if generation_config is not None:
+        with open(os.path.join(path, "generation_config.json"), "w") as f:
+            json.dump(generation_config, f, indent=2)
 
 # ----------------------------------------------------------------------------- generation: cache, sampling
 
