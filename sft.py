@@ -30,7 +30,7 @@ import pretrain
 from data_fim import fim_token_ids, read_jsonl, sample_row, syntax_span, unit_hash
 from model import Transformer, inference_dtype
 from sft_data import FENCE, SynthConfig, checklist, parse_or_none, synth_main
-from tokenizer import Tokenizer
+from tokenizer import INSTRUCT_GENERATION, Tokenizer
 
 # ----------------------------------------------------------------------------- ChatML (FACTS §4)
 
@@ -244,13 +244,13 @@ class ChatConfig:
     system: str = DEFAULT_SYSTEM
     prompt: str = ""              # answer this one message and exit (no interactive loop)
     max_new_tokens: int = 512
-    # Sampling as the official Qwen2.5-Coder-Instruct generation_config.json (the 32B-Instruct
-    # ships repetition_penalty 1.05); temperature 0 is greedy. Without the repetition penalty a
-    # small model's greedy reply loops ("getgetget...").
-    temperature: float = 0.7
-    top_p: float = 0.8
-    top_k: int = 20
-    repetition_penalty: float = 1.1
+    # Sampling as the official instruct generation_config.json, which every chat checkpoint here
+    # writes too (tokenizer.INSTRUCT_GENERATION); temperature 0 is greedy. Without the repetition
+    # penalty a small model's greedy reply loops ("getgetget...").
+    temperature: float = INSTRUCT_GENERATION["temperature"]
+    top_p: float = INSTRUCT_GENERATION["top_p"]
+    top_k: int = INSTRUCT_GENERATION["top_k"]
+    repetition_penalty: float = INSTRUCT_GENERATION["repetition_penalty"]
     dtype: str = "auto"           # auto: bf16 on GPUs and on CPUs with native bf16, else fp32
 
 
