@@ -579,7 +579,7 @@ def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path, caps
         pretrain.main(small(tok_dir, file_data, tmp_path / "b", model="0.5B", init=stage1))
     with pytest.raises(Fatal, match="no prepared data"):
         pretrain.main(small(tok_dir, str(tmp_path), tmp_path / "c"))
-    with pytest.raises(Fatal, match="train one with"):
+    with pytest.raises(Fatal, match="train one: "):
         pretrain.main(small(str(tmp_path / "nothing"), file_data, tmp_path / "d"))
     # A checkpoint whose vocabulary is smaller than the tokenizer's.
     narrow = tmp_path / "narrow"
