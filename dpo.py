@@ -40,7 +40,6 @@ import itertools
 import json
 import os
 import random
-import re
 import sys
 import time
 import zlib
@@ -118,105 +117,97 @@ def make_loss_fn(beta, label_smoothing, loss_type):
 
 # ----------------------------------------------------------------------------- mutants
 
-# One-token edits: a comparison's boundary or truth flipped, an arithmetic or boolean operator
-# swapped. SYMBOLS spells each operator as source text.
-MUTATE = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
-          ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
-          ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Add, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult,
-          ast.Mod: ast.FloorDiv, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd, ast.And: ast.Or, ast.Or: ast.And}
-SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.In: "in",
-           ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.Add: "+", ast.Sub: "-", ast.Mult: "*",
-           ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.BitAnd: "&", ast.BitOr: "|", ast.And: "and",
-           ast.Or: "or"}
+# One-token edits: a comparison's boundary or truth flipped, an arithmetic or boolean operator swapped.
+SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+        ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+        ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Add, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult,
+        ast.Mod: ast.FloorDiv, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd, ast.And: ast.Or, ast.Or: ast.And}
 DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _edits(node):
-    """(kind, where, change) for each one-token edit at node: where = (left, right, op) when the
-    edit is the operator between two nodes, change(n) makes the edit on a copy of node."""
-    swap = lambda n: setattr(n, "op", MUTATE[type(n.op)]())
-    if isinstance(node, ast.Compare):
+class OneEdit(ast.NodeTransformer):
+    """Makes edit number k of a tree, counting the possible edits in visiting order: a comparison
+    flipped, an operator swapped (`n += 1` too), an int constant off by one, or, inside a
+    function, a statement dropped (never a docstring or a nested definition; an emptied block
+    gets a `pass`). Then `kind` names the edit and `node` is the node edited or dropped
+    (both None when the tree has fewer edits)."""
+
+    def __init__(self, k):
+        self.k, self.kind, self.node, self.in_def = k, None, None, False
+
+    def here(self, kind, node):
+        self.k -= 1
+        if self.k == -1:
+            self.kind, self.node = kind, node
+        return self.k == -1
+
+    def visit_Compare(self, node):
         for i, op in enumerate(node.ops):
-            left = node.left if i == 0 else node.comparators[i - 1]
-            yield ("flip_comparison", (left, node.comparators[i], op),
-                   lambda n, i=i: n.ops.__setitem__(i, MUTATE[type(n.ops[i])]()))
-    elif isinstance(node, ast.BinOp) and type(node.op) in MUTATE:
-        yield "swap_operator", (node.left, node.right, node.op), swap
-    elif isinstance(node, ast.AugAssign) and type(node.op) in MUTATE:   # n += 1 -> n -= 1
-        yield "swap_operator", (node.target, node.value, node.op), swap
-    elif isinstance(node, ast.BoolOp):
-        yield "swap_boolean", (*node.values, node.op) if len(node.values) == 2 else None, swap
-    elif isinstance(node, ast.Constant) and type(node.value) is int:
-        yield "off_by_one", None, lambda n: setattr(n, "value", n.value + 1)
+            if self.here("flip_comparison", node):
+                node.ops[i] = SWAP[type(op)]()
+        return self.generic_visit(node)
+
+    def visit_BinOp(self, node):
+        kind = "swap_boolean" if isinstance(node, ast.BoolOp) else "swap_operator"
+        if type(node.op) in SWAP and self.here(kind, node):
+            node.op = SWAP[type(node.op)]()
+        return self.generic_visit(node)
+
+    visit_AugAssign = visit_BoolOp = visit_BinOp
+
+    def visit_Constant(self, node):
+        if type(node.value) is int and self.here("off_by_one", node):
+            node.value += 1
+        return node
+
+    def generic_visit(self, node):
+        outer, self.in_def = self.in_def, self.in_def or isinstance(node, DEFS[:2])
+        for field in ("body", "orelse", "finalbody"):
+            stmts = getattr(node, field, None)
+            for i, stmt in enumerate(stmts if self.in_def and isinstance(stmts, list) else []):
+                docstring = (i == 0 and field == "body" and isinstance(node, DEFS) and isinstance(stmt, ast.Expr)
+                             and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str))
+                if not docstring and not isinstance(stmt, DEFS) and self.here("drop_statement", stmt):
+                    stmts[i:i + 1] = [] if len(stmts) > 1 else [ast.Pass()]
+        super().generic_visit(node)
+        self.in_def = outer
+        return node
 
 
 def mutants(code):
-    """Every single-edit mutant of code, as (kind, text). The edit is spliced into the original
-    text, so comments and layout survive and chosen/rejected differ only at the edit; each
-    mutant is checked to parse to exactly the mutated tree. [] if code does not parse."""
-    dump = lambda text: ast.dump(t) if (t := sft_data.parse_or_none(text)) else None
-    tree = sft_data.parse_or_none(code)
-    if tree is None:
+    """Every single-edit mutant of code (OneEdit), as (kind, text); [] if code does not parse.
+    Only the edited node is rendered anew (ast.unparse) into the original text, so comments and
+    layout survive and chosen/rejected differ only at the edit. A text is kept if it parses to
+    exactly the mutated tree (else with the node in parentheses: `2 * x * y` -> `(2 + x) * y`);
+    a statement is dropped only when it is alone on its lines."""
+    if sft_data.parse_or_none(code) is None:
         return []
-    src = code.encode()   # ast offsets count UTF-8 bytes
+    src = (code if code.endswith("\n") else code + "\n").encode()   # ast's columns count UTF-8 bytes
     starts = [0, *itertools.accumulate(len(line) for line in src.splitlines(keepends=True))]
     at = lambda line, col: starts[line - 1] + col
-    nodes = list(ast.walk(tree))
-    in_def = {id(n) for f in nodes if isinstance(f, DEFS[:2]) for n in ast.walk(f)}
     out, seen = [], {code}
-    splice = lambda a, b, text: (src[:a] + text.encode() + src[b:]).decode()
-
-    def add(kind, texts, want):   # the first text that parses to the mutated tree, if new
-        text = next((t for t in texts if dump(t) == want), None)
+    for k in itertools.count():
+        edit = OneEdit(k)
+        want = ast.dump(edit.visit(ast.parse(src)))
+        n = edit.node
+        if n is None:
+            return out
+        if edit.kind == "drop_statement":
+            a, b = at(n.lineno, 0), starts[n.end_lineno]
+            indent, after = src[a:at(n.lineno, n.col_offset)], src[at(n.end_lineno, n.end_col_offset):b].strip()
+            if indent.strip() or (after and not after.startswith(b"#")):
+                continue
+            texts = [b"", indent + b"pass\n"]   # an emptied block needs its `pass`
+        else:
+            a, b = at(n.lineno, n.col_offset), at(n.end_lineno, n.end_col_offset)
+            texts = [ast.unparse(n).encode(), f"({ast.unparse(n)})".encode()]
+        texts = [(src[:a] + t + src[b:]).decode() for t in texts]
+        if not code.endswith("\n"):   # the newline added above
+            texts = [t[:-1] for t in texts]
+        text = next((t for t in texts if (tree := sft_data.parse_or_none(t)) and ast.dump(tree) == want), None)
         if text is not None and text not in seen:
             seen.add(text)
-            out.append((kind, text))
-
-    for j, node in enumerate(nodes):
-        # ast.walk visits identical trees in the same order: nodes[j] of a fresh parse is this node.
-        copy_of = lambda: (lambda t: (t, list(ast.walk(t))[j]))(ast.parse(code))
-        for kind, where, change in _edits(node):
-            copy, n = copy_of()
-            change(n)
-            texts = []
-            if where:   # rewrite only the operator's text when nothing else sits between the operands
-                left, right, op = where
-                a, b = at(left.end_lineno, left.end_col_offset), at(right.lineno, right.col_offset)
-                gap = src[a:b].decode()
-                aug = "=" if isinstance(node, ast.AugAssign) else ""
-                old, new = SYMBOLS[type(op)] + aug, SYMBOLS[MUTATE[type(op)]] + aug
-                if re.sub(r"[\s()]", "", gap) == old.replace(" ", ""):
-                    texts.append(splice(a, b, gap.replace(old, new, 1)))
-            # Else the whole node re-rendered, in parentheses if the edit changed precedence
-            # (`2 * x * y` -> `(2 + x) * y`).
-            start, end = at(node.lineno, node.col_offset), at(node.end_lineno, node.end_col_offset)
-            texts += [splice(start, end, ast.unparse(n)), splice(start, end, f"({ast.unparse(n)})")]
-            add(kind, texts, ast.dump(copy))
-        if id(node) not in in_def:   # statements are dropped inside functions only
-            continue
-        for field in ("body", "orelse", "finalbody"):
-            stmts = getattr(node, field, None)
-            for i, stmt in enumerate(stmts if isinstance(stmts, list) else []):
-                docstring = (i == 0 and field == "body" and isinstance(node, DEFS) and isinstance(stmt, ast.Expr)
-                             and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str))
-                if docstring or isinstance(stmt, DEFS):
-                    continue
-                start, end = at(stmt.lineno, 0), starts[stmt.end_lineno]
-                if end == len(src) and not src.endswith(b"\n") and start:   # the last line: drop the newline before it
-                    start -= 1
-                before = src[start:at(stmt.lineno, stmt.col_offset)]
-                after = src[at(stmt.end_lineno, stmt.end_col_offset):end].strip()
-                if before.strip() or (after and not after.startswith(b"#")):   # not alone on its lines
-                    continue
-                copy, n = copy_of()
-                body = getattr(n, field)
-                if len(body) == 1:   # an emptied block needs a `pass`
-                    body[0], text = ast.Pass(), before + b"pass" + b"\n" * src[:end].endswith(b"\n")
-                else:
-                    del body[i]
-                    text = b""
-                add("drop_statement", [(src[:start] + text + src[end:]).decode()], ast.dump(copy))
-    return out
+            out.append((edit.kind, text))
 
 
 # ----------------------------------------------------------------------------- pairs from execution
