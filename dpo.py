@@ -478,13 +478,11 @@ class DPOConfig(trainer.TrainConfig):
     epochs: float = 2.0
     batch_size: int = 8            # pairs per micro-batch (twice as many sequences)
     lr: float = 1e-4
-    min_lr_ratio: float = 0.1
     warmup: int = 5
     weight_decay: float = 0.0
     eval_every: int = 20
     eval_batches: int = 2
     log_every: int = 5
-    save_every: int = 100
     val_fraction: float = 0.1
 
 

@@ -175,7 +175,6 @@ class SFTConfig(trainer.TrainConfig):
     seq_len: int = 768                # longer samples are dropped (~4% of the synthesised ones)
     max_steps: int = 0                # coarse phase steps; 0 = from epochs
     epochs: float = 1.0
-    batch_size: int = 8
     lr: float = 1e-3                  # tiny model: val loss 4.83 after 60 steps (3e-4: 5.04)
     min_lr_ratio: float = 0.0
     warmup: int = 10
@@ -184,7 +183,6 @@ class SFTConfig(trainer.TrainConfig):
     spm_rate: float = 0.0             # of those, the share in SPM order (PSM is the inference format)
     eval_every: int = 50
     eval_batches: int = 2
-    save_every: int = 100
     val_fraction: float = 0.05
     fine_fraction: float = 0.3        # fine phase: the best-scored 30% ...
     fine_min_score: float = 0.0       # ... that also score at least this

@@ -105,7 +105,6 @@ class Fatal(Exception):
 class Dist:
     rank: int = 0
     world: int = 1
-    local_rank: int = 0
     device: str = "cpu"
     fsdp: bool = False             # parameters sharded by FSDP2 (whenever there is a process group)
     wait_group: object = None      # the long-timeout group build_once waits on
@@ -135,7 +134,7 @@ def setup_distributed(timeout=None):
         kw["device_id"] = torch.device(device)
     dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout, **kw)
     wait = dist.new_group(backend="gloo", timeout=PREPARE_TIMEOUT) if world > 1 else None
-    return Dist(rank, world, local, device, fsdp=True, wait_group=wait)
+    return Dist(rank, world, device, fsdp=True, wait_group=wait)
 
 
 def teardown():
