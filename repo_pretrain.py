@@ -18,7 +18,8 @@ inputs, as the official model cards tell users to: `eval.py needle --yarn 4`,
 "original_max_position_embeddings": SEQ_LEN}` to config.json. Every later stage (SFT,
 DPO, evaluation) thus runs the RoPE the weights were trained with.
 
-Everything else is `pretrain.py`'s loop, imported, not copied.
+Everything else is stage 1's (`pretrain.main`: the data loading, trainer.py's loop), imported,
+not copied.
 
     python repo_pretrain.py --init out/pretrain --out out/repo_pretrain      # tokenizer: the one saved in out/pretrain
     torchrun --standalone --nproc_per_node 8 repo_pretrain.py --init CKPT --seq-len 32768
@@ -26,10 +27,11 @@ Everything else is `pretrain.py`'s loop, imported, not copied.
 from dataclasses import dataclass
 
 import pretrain
+import trainer
 
 
 @dataclass
-class RepoTrainConfig(pretrain.TrainConfig):
+class RepoTrainConfig(pretrain.PretrainConfig):
     init: str = "out/pretrain"         # the stage-1 checkpoint
     out: str = "out/repo_pretrain"
     seq_len: int = 1024
@@ -47,4 +49,4 @@ def main(cfg):
 
 
 if __name__ == "__main__":
-    pretrain.run_cli(main, pretrain.parse(RepoTrainConfig, description=__doc__))
+    trainer.run_cli(main, trainer.parse(RepoTrainConfig, description=__doc__))

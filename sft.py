@@ -2,10 +2,10 @@
 
 Turns a pretrained checkpoint into a chat model. In file order:
 
-  render_chat   ChatML ids + the loss mask (FACTS §4): only the assistant replies are trained.
+  render_chat   ChatML ids (Qwen2.5's chat template) + the loss mask: only the replies are trained.
   ChatDataset   rendered conversations by global index, a share turned into FIM tasks
                 (mixed tuning, §4.2).
-  main          two calls of pretrain.py's loop: coarse (every sample), then fine (the
+  main          two calls of trainer.py's loop: coarse (every sample), then fine (the
                 top-scored ones on the §4.1 checklist).
   chat          a small streaming ChatML chat to try the result.
 
@@ -15,24 +15,23 @@ Turns a pretrained checkpoint into a chat model. In file order:
         --out out/sft-0.5b --lr 5e-5 --warmup 100 --epochs 3 --batch-size 4 --grad-accum 32   # official recipe
     python sft.py chat --model out/sft                      # talk to the result
 """
-import argparse
 import json
 import math
 import os
 import random
 import sys
 from collections import Counter
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
-import pretrain
+import trainer
 from data_fim import fim_token_ids, read_jsonl, sample_row, syntax_span, unit_hash
 from model import Transformer, inference_dtype
 from sft_data import FENCE, SynthConfig, checklist, parse_or_none, synth_main
 from tokenizer import INSTRUCT_GENERATION, Tokenizer
 
-# ----------------------------------------------------------------------------- ChatML (FACTS §4)
+# ----------------------------------------------------------------------------- ChatML (Qwen2.5's chat template)
 
 DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 ROLES = ("system", "user", "assistant")
@@ -74,7 +73,7 @@ def render_chat(messages, tokenizer, add_generation_prompt=False):
 
 def pad_batch(seqs, pad_id):
     """(x, y) of (ids, mask) rows padded to the longest: x = ids[:-1], y = the next token where
-    mask is 1, else -100, so pretrain.lm_loss trains exactly the masked tokens."""
+    mask is 1, else -100, so trainer.lm_loss trains exactly the masked tokens."""
     T = max(len(ids) for ids, _ in seqs) - 1
     x = torch.full((len(seqs), T), pad_id, dtype=torch.long)
     y = torch.full((len(seqs), T), -100, dtype=torch.long)
@@ -86,7 +85,7 @@ def pad_batch(seqs, pad_id):
 
 
 class ChatDataset:
-    """Rendered conversations served by global index, for pretrain.train().
+    """Rendered conversations served by global index, for trainer.train().
 
     Sample g reads row data_fim.sample_row(g) (a pure function of (seed, g)). With probability
     fim_rate, decided by (seed, g), the reply's code is served instead as a FIM task on a
@@ -117,11 +116,11 @@ class ChatDataset:
 
 def load_jsonl(path, what, parse=None):
     """The lines of a .jsonl(.gz) file as parse(object) (data_fim.read_jsonl); a bad line is a
-    pretrain.Fatal naming it."""
+    trainer.Fatal naming it."""
     try:
         return [row for _, row in read_jsonl(path, what, parse)]
     except ValueError as e:
-        raise pretrain.Fatal(str(e)) from None
+        raise trainer.Fatal(str(e)) from None
 
 
 def _conversation(rec):
@@ -135,7 +134,7 @@ def load_conversations(paths):
     records = []
     for path in paths:
         if not os.path.isfile(path):
-            raise pretrain.Fatal(f"--data {path} does not exist; pass sft.jsonl files ({{\"messages\": [...]}} lines).")
+            raise trainer.Fatal(f"--data {path} does not exist; pass sft.jsonl files ({{\"messages\": [...]}} lines).")
         records += load_jsonl(path, 'a {"messages": [...]} object', _conversation)
     return records
 
@@ -148,7 +147,7 @@ def prepare_rows(records, tok, seq_len, val_fraction=0.05):
         try:
             ids, mask = render_chat(rec["messages"], tok)
         except ValueError as e:
-            raise pretrain.Fatal(str(e)) from None
+            raise trainer.Fatal(str(e)) from None
         if not any(mask[1:]):
             counts["dropped_no_assistant"] += 1
             continue
@@ -167,24 +166,23 @@ def prepare_rows(records, tok, seq_len, val_fraction=0.05):
 # ----------------------------------------------------------------------------- training
 
 @dataclass
-class SFTConfig(pretrain.TrainConfig):
-    """Laptop defaults. The official recipe (FACTS §5), for a real model: --lr 5e-5
-    --warmup 100 --epochs 3, a global batch of 1024, weight decay 0, cosine."""
+class SFTConfig(trainer.TrainConfig):
+    """Laptop defaults. The official recipe (finetuning/sft of the Qwen2.5-Coder repository), for a
+    real model: --lr 5e-5 --warmup 100 --epochs 3, a global batch of 1024, weight decay 0, cosine."""
     init: str = "out/repo_pretrain"   # a Hugging Face-format checkpoint (ours or an official base model)
     out: str = "out/sft"
-    data: str = ""                    # sft.jsonl files (comma-separated); "" = synthesise into OUT/data
+    data: list = field(default_factory=list)   # sft.jsonl files; none = synthesise into OUT/data
     seq_len: int = 768                # longer samples are dropped (~4% of the synthesised ones)
     max_steps: int = 0                # coarse phase steps; 0 = from epochs
     epochs: float = 1.0
-    batch_size: int = 8
     lr: float = 1e-3                  # tiny model: val loss 4.83 after 60 steps (3e-4: 5.04)
     min_lr_ratio: float = 0.0
     warmup: int = 10
     weight_decay: float = 0.0
     fim_rate: float = 0.1             # share of samples turned into FIM tasks (mixed tuning)
+    spm_rate: float = 0.0             # of those, the share in SPM order (PSM is the inference format)
     eval_every: int = 50
     eval_batches: int = 2
-    save_every: int = 100
     val_fraction: float = 0.05
     fine_fraction: float = 0.3        # fine phase: the best-scored 30% ...
     fine_min_score: float = 0.0       # ... that also score at least this
@@ -193,47 +191,47 @@ class SFTConfig(pretrain.TrainConfig):
 
 
 def main(cfg):
-    """Coarse-to-fine SFT: two runs of pretrain.train() on one model."""
+    """Coarse-to-fine SFT: two runs of trainer.train() on one model."""
     if not os.path.isdir(cfg.init):
-        raise pretrain.Fatal(f"--init {cfg.init} is not a directory; SFT starts from a pretrained checkpoint "
+        raise trainer.Fatal(f"--init {cfg.init} is not a directory; SFT starts from a pretrained checkpoint "
                              "(run pretrain.py / repo_pretrain.py, or pass an official base model directory).")
-    cfg = replace(cfg, tokenizer=pretrain.tokenizer_dir(cfg))
-    tok = pretrain.load_tokenizer(cfg.tokenizer)
-    mc = pretrain.model_config(cfg, tok)
-    d = pretrain.setup_distributed()
+    cfg = replace(cfg, tokenizer=trainer.tokenizer_dir(cfg))
+    tok = trainer.load_tokenizer(cfg.tokenizer)
+    mc = trainer.model_config(cfg, tok)
+    d = trainer.setup_distributed()
     try:
-        paths = [p for p in cfg.data.split(",") if p]
+        paths = cfg.data
         if not paths:
             paths = [os.path.join(cfg.out, "data", "sft.jsonl")]
-            pretrain.build_once(paths[0], lambda: synth_main(SynthConfig(out=os.path.dirname(paths[0]))), d)
+            trainer.build_once(paths[0], lambda: synth(SynthConfig(out=os.path.dirname(paths[0]))), d)
         train_rows, val_rows, counts = prepare_rows(load_conversations(paths), tok, cfg.seq_len, cfg.val_fraction)
         if d.main:
             print(f"SFT data: {dict(counts)}")
         if not train_rows:
-            raise pretrain.Fatal(f"no trainable sample in {', '.join(paths)} (all too long for --seq-len "
+            raise trainer.Fatal(f"no trainable sample in {', '.join(paths)} (all too long for --seq-len "
                                  f"{cfg.seq_len} or without an assistant reply); check the data or raise --seq-len.")
         make = lambda rows, fim: ChatDataset(rows, tok, cfg.seed, fim, cfg.spm_rate, cfg.seq_len)
         val = make(val_rows, 0.0) if val_rows else None
-        bf16 = pretrain.use_bf16(cfg, d.device)
-        model = pretrain.build_model(cfg, mc, d, bf16)
+        bf16 = trainer.use_bf16(cfg, d.device)
+        model = trainer.build_model(cfg, mc, d, bf16)
         coarse = replace(cfg, out=os.path.join(cfg.out, "coarse"),
-                         max_steps=cfg.max_steps or pretrain.steps_for(cfg.epochs, len(train_rows), cfg, d))
+                         max_steps=cfg.max_steps or trainer.steps_for(cfg.epochs, len(train_rows), cfg, d))
         if d.main:
             print(f"coarse phase: {len(train_rows)} samples, {coarse.max_steps} steps")
-        pretrain.train(coarse, model, make(train_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16, chat=True)
+        trainer.train(coarse, model, make(train_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16, chat=True)
         ranked = sorted(train_rows, key=lambda r: -r["score"])
         fine_rows = [r for r in ranked[:math.ceil(cfg.fine_fraction * len(ranked))] if r["score"] >= cfg.fine_min_score]
         if not fine_rows:
             if d.main:
                 print("fine phase: no sample selected, skipped; the model is in " + coarse.out)
             return model
-        fine = replace(cfg, max_steps=cfg.fine_steps or pretrain.steps_for(cfg.fine_epochs, len(fine_rows), cfg, d))
+        fine = replace(cfg, max_steps=cfg.fine_steps or trainer.steps_for(cfg.fine_epochs, len(fine_rows), cfg, d))
         if d.main:
             print(f"fine phase: {len(fine_rows)} samples scoring >= {fine_rows[-1]['score']:.3f}, "
                   f"{fine.max_steps} steps")
-        return pretrain.train(fine, model, make(fine_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16, chat=True)
+        return trainer.train(fine, model, make(fine_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16, chat=True)
     finally:
-        pretrain.teardown()
+        trainer.teardown()
 
 
 # ----------------------------------------------------------------------------- chat
@@ -261,7 +259,7 @@ def chat(cfg):
         model = Transformer.from_pretrained(cfg.model, device=device, dtype=inference_dtype(device, cfg.dtype))
         tok = Tokenizer.from_pretrained(cfg.model)
     except (FileNotFoundError, ValueError) as e:
-        raise pretrain.Fatal(str(e)) from None
+        raise trainer.Fatal(str(e)) from None
     stops = [tok.special["<|im_end|>"], tok.eot_id]
     messages = [{"role": "system", "content": cfg.system}]
     while True:
@@ -289,22 +287,19 @@ def chat(cfg):
 
 # ----------------------------------------------------------------------------- CLI
 
-def parse(cls, argv, lists=("data", "inputs")):
-    """pretrain.py's dataclass CLI; `lists` fields take several values (stored comma-separated)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], conflict_handler="resolve")
-    pretrain.add_config_args(p, cls)
-    for f in fields(cls):
-        if f.name in lists:
-            p.add_argument("--" + f.name, nargs="*", default=[], help="one or more paths")
-    args = vars(p.parse_args(argv))
-    return cls(**{k: ",".join(v) if k in lists else v for k, v in args.items()})
+def synth(cfg):
+    """`sft.py synth`: sft_data.synth_main, an unreadable --inputs reported as one sentence."""
+    try:
+        return synth_main(cfg)
+    except (FileNotFoundError, ValueError) as e:
+        raise trainer.Fatal(str(e)) from None
 
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
     if argv[:1] == ["synth"]:
-        pretrain.run_cli(synth_main, parse(SynthConfig, argv[1:]))
+        trainer.run_cli(synth, trainer.parse(SynthConfig, argv[1:], __doc__))
     elif argv[:1] == ["chat"]:
-        pretrain.run_cli(chat, parse(ChatConfig, argv[1:]))
+        trainer.run_cli(chat, trainer.parse(ChatConfig, argv[1:], __doc__))
     else:
-        pretrain.run_cli(main, parse(SFTConfig, argv))
+        trainer.run_cli(main, trainer.parse(SFTConfig, argv, __doc__))

@@ -25,9 +25,8 @@ import random
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import pretrain
 import sandbox
 from data_fim import Repo, decontaminate, load_corpus, syntax_span, tree_sitter_parser
 
@@ -35,7 +34,7 @@ from data_fim import Repo, decontaminate, load_corpus, syntax_span, tree_sitter_
 @dataclass
 class SynthConfig:
     out: str = "out/sft/data"
-    inputs: str = ""              # corpus (data_fim.load_corpus inputs, comma-separated); "" = stdlib
+    inputs: list = field(default_factory=list)   # corpus (data_fim.load_corpus inputs); none = stdlib
     limit: int = 400              # functions (~1,200 samples, ~4 s); 2000 takes the whole stdlib (~13 s)
     seed: int = 0
     workers: int = 0              # sandbox processes (0 = sandbox's default)
@@ -491,10 +490,9 @@ def write_jsonl(path, rows):
 
 
 def synth_main(cfg):
-    try:
-        repos, corpus = load_corpus([p for p in cfg.inputs.split(",") if p] or None)
-    except (FileNotFoundError, ValueError) as e:
-        raise pretrain.Fatal(str(e)) from None
+    """Synthesise, write OUT/sft.jsonl, tasks.jsonl and stats.json. A missing or unreadable input
+    raises FileNotFoundError or ValueError naming it (sft.py reports it as one sentence)."""
+    repos, corpus = load_corpus(cfg.inputs or None)
     print(f"synthesising from {corpus['repos']} repositories, {corpus['files']} files "
           f"(sandbox: {sandbox.isolation()}) ...", flush=True)
     samples, tasks, stats = synthesize(repos, cfg)

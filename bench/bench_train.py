@@ -1,8 +1,8 @@
-"""pretrain.py's training step on this machine: eager against torch.compile, and the
+"""The training step (trainer.py) on this machine: eager against torch.compile, and the
 peak memory of one 0.5B step with and without activation checkpointing.
 
 Each configuration runs in a fresh process (so its peak resident memory is its own), builds
-the model exactly as pretrain.py does (meta device -> checkpointing -> compile -> init) and
+the model exactly as trainer.build_model does (meta device -> checkpointing -> compile -> init) and
 times fwd + bwd + AdamW steps on random tokens.
 
     python -m bench.bench_train            # tiny eager/compiled, fp32/bf16; 0.5B memory (~3 min)
@@ -22,13 +22,13 @@ from bench.common import peak_rss_mb, report
 
 def one(model_name, dtype, compile_, ac, batch, seq_len, steps):
     """Run in a child process: time `steps` training steps, print one JSON line."""
-    import pretrain
+    import trainer
     from model import ModelConfig
-    cfg = pretrain.TrainConfig(model=model_name, compile=compile_, activation_checkpointing=ac, dtype=dtype)
+    cfg = trainer.TrainConfig(model=model_name, compile=compile_, activation_checkpointing=ac, dtype=dtype)
     mc = ModelConfig.from_name(model_name)
     bf16 = dtype == "bf16"
-    model = pretrain.build_model(cfg, mc, pretrain.Dist(), bf16)
-    opt = pretrain.make_optimizer(cfg, model)
+    model = trainer.build_model(cfg, mc, trainer.Dist(), bf16)
+    opt = trainer.make_optimizer(cfg, model)
     x = torch.randint(0, mc.vocab_size, (batch, seq_len + 1))
     autocast = torch.autocast("cpu", torch.bfloat16, enabled=bf16)
     times = []
@@ -59,10 +59,10 @@ def main(quick=False):
         comp = child("tiny", dtype, True, False, batch, seq, 5)
         rows.append(["tiny", dtype, f"{batch}x{seq}", f"{batch * seq / eager['s']:,.0f}",
                      f"{batch * seq / comp['s']:,.0f}", f"{eager['s'] / comp['s']:.2f}x"])
-    report("Training step on this CPU: pretrain.py eager vs --compile",
+    report("Training step on this CPU: eager vs --compile (trainer.py)",
            ["config", "dtype", "batch x seq", "eager tok/s", "compiled tok/s", "compile speed-up"], rows,
            "Median of 5 steps after one warm-up step (which includes compilation). "
-           "`torch.compile` is applied per transformer block, as pretrain.py does.")
+           "`torch.compile` is applied per transformer block, as trainer.py does.")
     if quick:
         return
     rows = []

@@ -1,4 +1,4 @@
-"""The GPU path of pretrain.py, checked in one command (< 8 minutes on one GPU):
+"""The GPU path of trainer.py, checked in one command (< 8 minutes on one GPU):
 
     python bench/gpu_check.py           # every visible GPU; appends its table to bench/RESULTS.md
     python bench/gpu_check.py --cpu     # the same code paths at tiny size, 2 CPU processes (gloo)
@@ -8,13 +8,13 @@
    (fp32 on a GPU, dropout on a CPU) must stop training instead of falling back;
 2. training: 20 steps of the 0.5B config (the `speedrun.sh --gpu` shape: 32,768-token
    vocabulary, 8K context) in bf16 with FSDP2, activation checkpointing and torch.compile on
-   all N visible GPUs, through pretrain.build_model/train: tokens/s, MFU per GPU, peak memory;
+   all N visible GPUs, through trainer.build_model/train: tokens/s, MFU per GPU, peak memory;
 3. when N > 1, the same 20 steps on one GPU (N accumulation steps: the same global batch and
    samples): the per-step losses must agree;
 4. generation: the model the run saved (bf16 safetensors, loaded back with strict keys)
    continues a (B, 128) prompt by 256 tokens with `model.generate`: new tokens/s.
 
-Training data is synthetic and addressed by global index like pretrain.py's: sample i is a
+Training data is synthetic and addressed by global index like the stages' data: sample i is a
 random half-sequence written twice, so the loss can fall (the second half is a copy) and no
 tokenizer or corpus is needed. The outputs go to a temporary directory, removed at the end.
 """
@@ -66,30 +66,30 @@ SDPA_OPS = ("aten::_scaled_dot_product_flash_attention", "aten::_scaled_dot_prod
 
 def sdpa_kernels(model, batch, d):
     """The SDPA kernels one profiled forward + backward of the training model runs."""
-    import pretrain
+    import trainer
     from torch.profiler import ProfilerActivity, profile
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if d.device.startswith("cuda") else [])
-    with pretrain.fused_attention(), profile(activities=acts) as prof:
+    with trainer.fused_attention(), profile(activities=acts) as prof:
         model(batch[0], targets=batch[1], reduction="sum").backward()
     model.zero_grad(set_to_none=True)
     return sorted({e.key for e in prof.key_averages() if e.key.startswith(SDPA_OPS)})
 
 
 def worker(a):
-    """One run under torchrun: build and train exactly as pretrain.py does, then report."""
+    """One run under torchrun: built and trained exactly as the stages do (trainer.py), then reported."""
     import torch.distributed as dist
-    import pretrain
+    import trainer
     from model import ModelConfig
-    d = pretrain.setup_distributed()
-    cfg = pretrain.TrainConfig(model=a.model, out=a.out, max_steps=a.steps, batch_size=a.batch_size,
+    d = trainer.setup_distributed()
+    cfg = trainer.TrainConfig(model=a.model, out=a.out, max_steps=a.steps, batch_size=a.batch_size,
                                grad_accum=a.grad_accum, seq_len=a.seq_len, lr=3e-4, warmup=5, compile=True,
                                activation_checkpointing=True, save_every=0, log_every=5, eval_every=10**9)
     mc = ModelConfig.from_name(a.model, vocab_size=a.vocab, rope_theta=10000.0)
-    bf16 = pretrain.use_bf16(cfg, d.device)
-    model = pretrain.build_model(cfg, mc, d, bf16)
+    bf16 = trainer.use_bf16(cfg, d.device)
+    model = trainer.build_model(cfg, mc, d, bf16)
     data = Copies(a.vocab, a.seq_len)
-    pretrain.train(cfg, model, data, None, d=d, bf16=bf16)
-    ops = sdpa_kernels(model, pretrain.to_device(data.get_batch(list(range(a.batch_size))), d.device), d)
+    trainer.train(cfg, model, data, None, d=d, bf16=bf16)
+    ops = sdpa_kernels(model, trainer.to_device(data.get_batch(list(range(a.batch_size))), d.device), d)
     cuda = d.device.startswith("cuda")
     # GPUs: the allocator's peak; CPUs: the process's peak resident memory.
     peak = torch.tensor(float(torch.cuda.max_memory_allocated(d.device)) if cuda else peak_rss_mb() * 2**20,
@@ -100,7 +100,7 @@ def worker(a):
         with open(os.path.join(a.out, "check.json"), "w") as f:
             json.dump({"sdpa_ops": ops, "peak_gib": peak.item() / 2**30, "bf16": bf16, "world": d.world,
                        "device": torch.cuda.get_device_name(d.device) if cuda else "CPU"}, f)
-    pretrain.teardown()
+    trainer.teardown()
 
 
 def run(spec, nproc, grad_accum, out):
@@ -122,14 +122,14 @@ def run(spec, nproc, grad_accum, out):
 def refuses_math_fallback(device, mc):
     """Training attention on an input no fused kernel takes must stop, not fall back."""
     import torch.nn.functional as F
-    import pretrain
+    import trainer
     q = torch.randn(1, mc.num_attention_heads, 64, mc.head_dim, device=device)
     k = v = torch.randn(1, mc.num_key_value_heads, 64, mc.head_dim, device=device)
     extra = {} if device.startswith("cuda") else {"dropout_p": 0.5}   # fp32 is enough on a GPU
     try:
-        with pretrain.fused_attention():
+        with trainer.fused_attention():
             F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True, **extra)
-    except pretrain.Fatal:
+    except trainer.Fatal:
         return True
     return False
 

@@ -44,6 +44,31 @@ def file_data(tok, tmp_path_factory):
     return path
 
 
+def small(tok_dir, data, out, **kw):
+    """A stage-1 config that trains in seconds on the prepared `data` directory (or list of them)."""
+    from pretrain import PretrainConfig
+    return PretrainConfig(**{**dict(tokenizer=tok_dir, data=[data] if isinstance(data, str) else data, out=str(out),
+                                    max_steps=6, batch_size=4, seq_len=64, lr=3e-3, warmup=2, dtype="fp32",
+                                    eval_every=1000, eval_batches=1, log_every=1000, save_every=0), **kw})
+
+
+def losses(out):
+    """The per-step training losses a run logged in OUT/metrics.jsonl."""
+    import json
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return [json.loads(line)["loss"] for line in f]
+
+
+@pytest.fixture(scope="session")
+def stage1(tok_dir, file_data, tmp_path_factory):
+    """A tiny model trained for a few dozen steps by pretrain.py: the starting point of later tests."""
+    import pretrain
+    out = tmp_path_factory.mktemp("stage1")
+    pretrain.main(small(tok_dir, file_data, out, max_steps=40, batch_size=8, seq_len=128, lr=1e-2, warmup=5,
+                        eval_every=40))
+    return str(out)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Models this small run faster on one thread, and far faster on a busy 2-core machine

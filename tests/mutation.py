@@ -22,9 +22,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # module.function: None = every mutant of the function, else the source lines that count.
 TARGETS = {
-    "pretrain.lr_at": None,
-    "pretrain.make_optimizer": None,
-    "pretrain.train": ("lr = lr_at(cfg, step)", 'group["lr"] = lr', "ls.backward()",
+    "trainer.lr_at": None,
+    "trainer.make_optimizer": None,
+    "trainer.train": ("lr = lr_at(cfg, step)", 'group["lr"] = lr', "ls.backward()",
                        "loss_sum, count = loss_sum + ls.detach().float(), count + float(n)",
                        "scale = d.world / max(count, 1.0)", "if p.grad is not None:", "p.grad.mul_(scale)",
                        "gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)",
@@ -34,14 +34,14 @@ TARGETS = {
     "sft.main": ('ranked = sorted(train_rows, key=lambda r: -r["score"])',
                  'fine_rows = [r for r in ranked[:math.ceil(cfg.fine_fraction * len(ranked))]',
                  "if not fine_rows:",
-                 "fine = replace(cfg, max_steps=cfg.fine_steps or pretrain.steps_for(cfg.fine_epochs, len(fine_rows), cfg, d))",
-                 "return pretrain.train(fine, model, make(fine_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16)"),
+                 "fine = replace(cfg, max_steps=cfg.fine_steps or trainer.steps_for(cfg.fine_epochs, len(fine_rows), cfg, d))",
+                 "return trainer.train(fine, model, make(fine_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16"),
     "eval.pass_at_k": None,
     "eval.levenshtein": None,
     "eval.edit_similarity": None,
     "eval.exact_match": None,
     "eval.truncate": None,
-    "data_fim.decontaminate": None,
+    "dedup.decontaminate": None,
 }
 KILLED = {"killed", "timeout", "caught by type check"}
 

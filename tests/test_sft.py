@@ -1,7 +1,7 @@
 """Tests for sft.py: the ChatML loss mask, masked loss, FIM mixing, a short SFT run.
 
 The rendering oracle is the official Qwen2.5 tokenizer.json run by HF `tokenizers` on the
-template text of FACTS §4.
+text of Qwen2.5's chat template.
 Run: python -m pytest tests/test_sft.py
 """
 import json
@@ -16,7 +16,7 @@ from model import Transformer
 from tokenizer import Tokenizer, official_files
 from conftest import random_checkpoint, run_script
 
-SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # FACTS §4, copied
+SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # the chat template's, copied
 CONVERSATION = [
     {"role": "user", "content": "Write a function that adds two numbers."},
     {"role": "assistant", "content": "```python\ndef add(a, b):\n    return a + b\n```"},
@@ -26,7 +26,7 @@ CONVERSATION = [
 
 
 def template(messages):
-    """FACTS §4's ChatML text, written out by hand."""
+    """Qwen2.5's ChatML text, written out by hand."""
     return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
 
 
@@ -123,7 +123,7 @@ def test_a_sample_without_assistant_tokens_adds_no_loss_or_gradient(small):
 
     def loss_and_grads(data, indices):
         model.zero_grad()
-        loss, n, _ = sft.pretrain.lm_loss(model, data.get_batch(indices))
+        loss, n, _ = sft.trainer.lm_loss(model, data.get_batch(indices))
         loss.backward()
         return loss.item(), int(n), [p.grad.clone() for p in model.parameters()]
 
@@ -165,7 +165,7 @@ def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
             return m(x, targets=y).item()
 
     before = data_loss(model)
-    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=str(data), seq_len=128, max_steps=12,
+    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=[str(data)], seq_len=128, max_steps=12,
                         fine_steps=6, batch_size=8, lr=1e-2, warmup=2, eval_every=1000, save_every=0,
                         log_every=100, dtype="fp32", val_fraction=0.0, fim_rate=0.2)
     sft.main(cfg)
@@ -204,8 +204,8 @@ def test_fine_phase_trains_on_the_top_scored_share(small, tmp_path, monkeypatch,
         calls.append((cfg.out, cfg.max_steps, sorted((r["score"] for r in train_data.rows), reverse=True)))
         return model
 
-    monkeypatch.setattr(sft.pretrain, "train", train)
-    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=str(data), seq_len=128, batch_size=2,
+    monkeypatch.setattr(sft.trainer, "train", train)
+    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=[str(data)], seq_len=128, batch_size=2,
                         val_fraction=0.0, fine_fraction=fraction, fine_min_score=min_score, dtype="fp32")
     sft.main(cfg)
     coarse = (os.path.join(cfg.out, "coarse"), 5, sorted(scores, reverse=True))
@@ -224,9 +224,9 @@ def test_fine_phase_continues_the_coarse_model_with_its_settings(small, tmp_path
     data = tmp_path / "sft.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
     calls = []
-    monkeypatch.setattr(sft.pretrain, "train", lambda cfg, model, train_data, val_data=None, **kw:
+    monkeypatch.setattr(sft.trainer, "train", lambda cfg, model, train_data, val_data=None, **kw:
                         calls.append((model, train_data.fim_rate, val_data, kw)) or model)
-    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=str(data), seq_len=128, batch_size=2,
+    cfg = sft.SFTConfig(init=init, out=str(tmp_path / "out"), data=[str(data)], seq_len=128, batch_size=2,
                         val_fraction=0.3, fim_rate=0.3, dtype="bf16")
     sft.main(cfg)
     (model, fim, val, kw), fine = calls
@@ -246,5 +246,5 @@ def test_cli_errors_are_one_sentence(small, tmp_path, capsys, monkeypatch):
     code, _, err = run("synth", "--inputs", tmp_path / "nothing_here", "--out", tmp_path / "o")
     assert code == 1 and "does not exist" in err and err.count("\n") == 1
     bad.write_text('{"messages": []}\n\n{"messages": [}\n')
-    with pytest.raises(sft.pretrain.Fatal, match=f"^{bad}:3 is not valid JSON"):
+    with pytest.raises(sft.trainer.Fatal, match=f"^{bad}:3 is not valid JSON"):
         sft.load_conversations([str(bad)])
