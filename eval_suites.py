@@ -24,8 +24,8 @@ import re
 import sqlite3
 import time
 
-import data_fim
 import sandbox
+from corpus import load_corpus, read_jsonl
 
 
 # Greedy pass@1 of the official checkpoints, shown beside ours: (benchmark, checkpoint) -> %.
@@ -45,23 +45,6 @@ REPORTED = {  # EvalPlus entries: (base tests, base + plus tests)
 
 
 # ----------------------------------------------------------------------------- shared
-
-def load_jsonl(path, what, need):
-    """The objects of a .jsonl(.gz) file, each with the keys `need`; one sentence naming the file
-    (and line) when it is not that."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist; pass an existing {what} file.")
-
-    def check(row):
-        if not isinstance(row, dict) or any(k not in row for k in need):
-            raise KeyError
-        return row
-
-    try:
-        return [row for _, row in data_fim.read_jsonl(path, f"a JSON object with {', '.join(need)}", check)]
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} cannot be read as UTF-8 JSON lines ({e}); pass a {what} file.") from None
-
 
 def truncate(text, stops):
     """Cut at the earliest stop string."""
@@ -100,8 +83,7 @@ MBPP_OUTPUT_SET_EQ = ["similar_elements", "find_char_long", "common_in_nested_li
 
 def load_evalplus(path):
     """{task_id: problem} of an EvalPlus release (MbppPlus-*.jsonl, HumanEvalPlus-*.jsonl)."""
-    rows = load_jsonl(path, "EvalPlus problems (MbppPlus-*.jsonl or HumanEvalPlus-*.jsonl)", EVALPLUS_NEED)
-    return {r["task_id"]: r for r in rows}
+    return {r["task_id"]: r for _, r in read_jsonl(path, need=EVALPLUS_NEED)}
 
 
 def _tuples(x):
@@ -364,7 +346,7 @@ assert f(??) == {output}
 
 def load_cruxeval(path):
     """{id: problem} of cruxeval.jsonl."""
-    return {r["id"]: r for r in load_jsonl(path, "CRUXEval problems (cruxeval.jsonl)", CRUX_NEED)}
+    return {r["id"]: r for _, r in read_jsonl(path, need=CRUX_NEED)}
 
 
 def crux_prompt(problem, task):
@@ -411,7 +393,7 @@ def corpus_cruxeval(limit=200, seed=0):
     import sft_data
     cfg = sft_data.SynthConfig(limit=max(400, limit * 20), seed=seed)  # few documented functions qualify
     stats = collections.Counter()
-    repos, _ = data_fim.load_corpus(None)
+    repos, _ = load_corpus(None)
     functions = [f for f in sft_data.extract_functions(repos, cfg, stats) if f.runnable and not f.context]
     sft_data.verify(functions, cfg, stats)
     out = {}
@@ -458,8 +440,8 @@ MULTIPLE_TOOLS = {"cpp": ("g++", "apt-get install g++"), "java": ("javac", "apt-
 
 def load_multiple(path):
     """{name: problem} of a MultiPL-E file (humaneval-LANG.jsonl); "test" defaults to "tests"."""
-    rows = load_jsonl(path, "MultiPL-E problems (humaneval-LANG.jsonl)", MULTIPLE_NEED)
-    return {r.get("task_id", r["name"]): {**r, "test": r.get("test", r["tests"])} for r in rows}
+    rows = read_jsonl(path, need=MULTIPLE_NEED)
+    return {r.get("task_id", r["name"]): {**r, "test": r.get("test", r["tests"])} for _, r in rows}
 
 
 def check_toolchain(language, instruct=False):

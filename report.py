@@ -13,6 +13,8 @@ import os
 import statistics
 from xml.sax.saxutils import escape
 
+from corpus import read_jsonl
+
 STAGES = [  # (directory under OUT, title, report section)
     ("pretrain", "Stage 1: file-level pretraining", "§3.2.1"),
     ("repo_pretrain", "Stage 2: repo-level pretraining", "§3.2.2"),
@@ -36,11 +38,6 @@ PAPER_SUITES = {
     "multipl-e_js": "Qwen2.5-Coder-1.5B: JavaScript 47.8% (Table 6)",
 }
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
-
-
-def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def read_json(path):
@@ -105,7 +102,7 @@ def stage_section(out, rows, charts):
         path = os.path.join(out, sub, "metrics.jsonl")
         if not os.path.exists(path):
             continue
-        recs = read_jsonl(path)
+        recs = [r for _, r in read_jsonl(path, "a metrics record (a JSON object)")]
         if not recs:
             continue
         losses = [r["loss"] for r in recs]

@@ -115,15 +115,6 @@ class ChatDataset:
         return pad_batch([self.sample(g) for g in indices], self.tok.eot_id)
 
 
-def load_jsonl(path, what, parse=None):
-    """The lines of a .jsonl(.gz) file as parse(object) (data_fim.read_jsonl); a bad line is a
-    pretrain.Fatal naming it."""
-    try:
-        return [row for _, row in read_jsonl(path, what, parse)]
-    except ValueError as e:
-        raise pretrain.Fatal(str(e)) from None
-
-
 def _conversation(rec):
     if not isinstance(rec["messages"], list):  # like rec["messages"] itself, a TypeError: "fix that line"
         raise TypeError
@@ -136,7 +127,10 @@ def load_conversations(paths):
     for path in paths:
         if not os.path.isfile(path):
             raise pretrain.Fatal(f"--data {path} does not exist; pass sft.jsonl files ({{\"messages\": [...]}} lines).")
-        records += load_jsonl(path, 'a {"messages": [...]} object', _conversation)
+        try:
+            records += [rec for _, rec in read_jsonl(path, 'a {"messages": [...]} object', _conversation)]
+        except ValueError as e:  # one sentence naming the file and line
+            raise pretrain.Fatal(str(e)) from None
     return records
 
 
