@@ -50,32 +50,16 @@ import eval_math
 import eval_suites
 import sandbox
 from corpus import read_jsonl
+from eval_suites import base_stops, truncate
 from model import Transformer, inference_dtype
 from sft import DEFAULT_SYSTEM, render_chat
 from sft_data import parse_or_none
-from tokenizer import SPECIAL_TOKENS, Tokenizer
-
-# The stop strings of qwencoder-eval's evalplus run of base models (base/benchmarks/evalplus/model.py):
-# these for every dataset, the extra ones of direct completion per dataset, and the code fences
-# its decoder adds for every model, base ones included.
-EVALPLUS_STOPS = ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint("]
-EVALPLUS_EXTRA_STOPS = {"humaneval": ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert "],
-                        "mbpp": ['\n"""', "\nassert"]}
-CODE_FENCE_STOPS = ["\n```\n", "```"]
-
-
-def base_stops(dataset="humaneval"):
-    """The stop strings of a base model's completion on `dataset` (humaneval or mbpp)."""
-    return EVALPLUS_STOPS + EVALPLUS_EXTRA_STOPS[dataset] + CODE_FENCE_STOPS
-
+from tokenizer import CHAT_STOPS, FIM_STOPS, SPECIAL_TOKENS, Tokenizer
 
 BASE_STOPS = base_stops("humaneval")
 INSTRUCT_SYSTEM = "You are an intelligent programming assistant to produce Python algorithmic solutions"
 INSTRUCT_USER = "Can you complete the following Python function?\n```python\n{prompt}\n```\n"
 INSTRUCT_PREFILL = "```python\n"
-# FACTS §4: forgetting these is why users see endless <|fim_pad|>.
-FIM_STOPS = ["<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|fim_prefix|>",
-             "<|fim_suffix|>", "<|im_end|>"]
 REPORTED = {  # greedy HumanEval pass@1 of the official checkpoints (FACTS §6), shown beside ours
     "qwen2.5-coder-0.5b": 28.0, "qwen2.5-coder-1.5b": 43.9,
     "qwen2.5-coder-0.5b-instruct": 61.6, "qwen2.5-coder-1.5b-instruct": 70.7}
@@ -141,11 +125,6 @@ def humaneval_ids(problem, tok, instruct=False):
     messages = [{"role": "system", "content": INSTRUCT_SYSTEM},
                 {"role": "user", "content": INSTRUCT_USER.format(prompt=prompt)}]
     return render_chat(messages, tok, add_generation_prompt=True)[0] + tok.encode(INSTRUCT_PREFILL)
-
-
-def truncate(text, stops):
-    """Cut at the earliest stop string."""
-    return text[:min([i for i in (text.find(s) for s in stops) if i >= 0], default=len(text))]
 
 
 def base_completion(text, stops=BASE_STOPS):
@@ -308,7 +287,7 @@ def cmd_humaneval(args):
             raise ValueError(f"--n {args.n} at --temperature 0 would repeat one greedy sample; "
                              "pass --temperature 0.8 (pass@k sampling) or --n 1.")
         model, tok = load_model(args)
-        stop_ids = [tok.special[t] for t in ("<|endoftext|>", "<|im_end|>") if t in tok.special]
+        stop_ids = [tok.special[t] for t in CHAT_STOPS if t in tok.special]
         stops = ["```"] if args.instruct else BASE_STOPS
         # Instruct replies are whole functions: after the prompt they redefine it, keeping its imports.
         post = lambda text: ("\n" if args.instruct else "") + truncate(text, stops)  # noqa: E731
@@ -354,7 +333,7 @@ def generate_suite(args, tasks, prompt_ids, stops, post=lambda payload, text: te
         raise ValueError(f"--n {args.n} at --temperature 0 would repeat one greedy sample; "
                          "pass --temperature 0.8 (pass@k sampling) or --n 1.")
     model, tok = load_model(args)
-    stop_ids = [tok.special[t] for t in ("<|endoftext|>", "<|im_end|>") if t in tok.special]
+    stop_ids = [tok.special[t] for t in CHAT_STOPS if t in tok.special]
     cut = {tid: stops(payload) if callable(stops) else stops for tid, payload in tasks}
     got = generate_all(args, model, tok, [(tid, prompt_ids(payload, tok)) for tid, payload in tasks], args.n,
                        stop_ids, cut)
@@ -422,12 +401,12 @@ def need_problems(args, what, where):
 def cmd_mbpp(args):
     """MBPP+ (EvalPlus): base and plus tests."""
     need_problems(args, "MbppPlus-v0.1.0.jsonl", "the evalplus/mbppplus_release GitHub releases")
-    return evalplus_command(args, eval_suites.load_evalplus(args.problems), eval_suites.MBPP_STOPS, "mbpp")
+    return evalplus_command(args, eval_suites.load_evalplus(args.problems), eval_suites.base_stops("mbpp"), "mbpp")
 
 
 def cmd_humaneval_plus(args):
     need_problems(args, "HumanEvalPlus-v0.1.9.jsonl", "the evalplus/humanevalplus_release GitHub releases")
-    return evalplus_command(args, eval_suites.load_evalplus(args.problems), eval_suites.HUMANEVAL_PLUS_STOPS,
+    return evalplus_command(args, eval_suites.load_evalplus(args.problems), eval_suites.base_stops("humaneval"),
                             "humaneval_plus")
 
 

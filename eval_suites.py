@@ -70,10 +70,20 @@ def verdict(result):
 # the assistant prefilled with ```python), cut at ```. Scored by `evalplus.evaluate`, whose rules
 # (evalplus/evalplus v0.3.1, evalplus/eval/__init__.py) EVALPLUS_HARNESS follows.
 
-EVALPLUS_EOS = ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint(",
-                "\n```\n", "```"]  # model.py: EOS, and GeneralVllmDecoder's two fences
-MBPP_STOPS = EVALPLUS_EOS + ['\n"""', "\nassert"]  # model.py: extra_eos_for_direct_completion("mbpp")
-HUMANEVAL_PLUS_STOPS = EVALPLUS_EOS + ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert "]  # ("humaneval")
+# The stop strings of a base model's completion (model.py): these for every dataset, the extra ones
+# of direct completion per dataset, and the code fences its decoder adds for every model, base
+# ones included. HumanEval (eval.py) is cut at the same ones.
+EVALPLUS_STOPS = ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint("]
+EVALPLUS_EXTRA_STOPS = {"humaneval": ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert "],
+                        "mbpp": ['\n"""', "\nassert"]}  # extra_eos_for_direct_completion
+CODE_FENCE_STOPS = ["\n```\n", "```"]  # GeneralVllmDecoder
+
+
+def base_stops(dataset="humaneval"):
+    """The stop strings of a base model's completion on `dataset` (humaneval or mbpp)."""
+    return EVALPLUS_STOPS + EVALPLUS_EXTRA_STOPS[dataset] + CODE_FENCE_STOPS
+
+
 EVALPLUS_NEED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
 MIN_TIME_LIMIT, GT_TIME_LIMIT_FACTOR, TIMEOUT_PER_TASK = 1.0, 4.0, 60  # evalplus/config.py, eval/__init__.py
 MBPP_OUTPUT_NOT_NONE = ["check_str", "text_match_three", "text_starta_endb"]  # eval/_special_oracle.py

@@ -213,12 +213,12 @@ def examples_section(out):
     import torch
     from data_fim import fim_prompt, format_repo
     from model import Transformer
-    from tokenizer import Tokenizer
+    from tokenizer import FIM_STOPS, Tokenizer
     lines = ["## Examples (greedy)", ""]
     base = os.path.join(out, "repo_pretrain")
     if os.path.exists(os.path.join(base, "model.safetensors")):
         model, tok = Transformer.from_pretrained(base), Tokenizer.from_pretrained(base)
-        stops = [tok.special[t] for t in ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|im_end|>")]
+        stops = [tok.special[t] for t in FIM_STOPS]
         fim = fim_prompt("def is_even(n):\n    \"\"\"Return True if n is even.\"\"\"\n    return ",
                          "\n\n\nprint(is_even(4))\n")
         repo = format_repo("demo", [("util.py", "def parse_header(line):\n    key, _, value = line.partition(':')\n"
