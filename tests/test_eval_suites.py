@@ -492,3 +492,16 @@ def test_generation_path_writes_samples_and_scores_them(tmp_path, capsys, tok_di
     assert set(json.loads(out.strip().splitlines()[-1])) == {"pass@1"}
     with open(tmp_path / "g.samples.jsonl") as f:
         assert [json.loads(line)["task_id"] for line in f] == ["0"]
+
+
+def test_reported_figures_follow_the_checkpoint_named():
+    """One table of the report's figures: eval.py shows them for an official checkpoint's directory,
+    report.py for the smallest checkpoint of the kind evaluated (base or instruct)."""
+    import report
+    assert es.reported("mbpp", "models/Qwen2.5-Coder-1.5B/") == (69.2, 58.6)               # Table 5
+    assert es.reported("humaneval", "Qwen2.5-Coder-0.5B-Instruct") == (61.6,)              # Table 16
+    assert es.reported("humaneval_plus", "qwen2.5-coder-1.5b-instruct") == (70.7, 66.5)
+    assert es.reported("mbpp", "out/sft") is None and es.reported("sql", "Qwen2.5-Coder-1.5B") is None
+    assert report.reported("humaneval", instruct=False) == "Qwen2.5-Coder-0.5B: HumanEval 28.0% (Table 5)"
+    assert report.reported("cruxeval_output", instruct=False) == "Qwen2.5-Coder-1.5B: Output-CoT 34.6% (Table 11)"
+    assert report.reported("cruxeval_output", instruct=True) == "–"  # no instruct figure at these sizes
