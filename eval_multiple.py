@@ -1,16 +1,12 @@
 """MultiPL-E: HumanEval in C++, Java and JavaScript (report §6, Table 6 base, Table 17 instruct), run
-as the official harness runs it; and, offline, HumanEval translated into those languages.
+as the official harness runs it; offline, HumanEval translated into those languages.
 
-The loader of the released files (humaneval-LANG.jsonl), the instruct prompt and the extraction of
-a program from a reply, the programs a sample becomes and their verdicts in sandbox.py; then the
-translator that turns HumanEval's Python problems into MultiPL-E problems (~180 lines: types read
-off annotations or tests, literals and signatures in three languages), the default without a
---problems file. Paths are those of qwencoder-eval (the evaluation folder of the public
-QwenLM/Qwen2.5-Coder repository) unless another repository is named. eval.py's `multipl-e`
-subcommand drives these functions; this file imports nothing of eval.py.
-
-    python eval.py multipl-e --language java --model DIR                 # no --problems: HumanEval translated
-    python eval.py multipl-e --language cpp --problems humaneval-cpp.jsonl --samples s.jsonl
+In this order: the loader of the released humaneval-LANG.jsonl files, the instruct reply made a
+program, the programs a sample becomes and their verdicts in sandbox.py; then the translator of
+HumanEval's Python problems (types from annotations or tests, literals and signatures in three
+languages), the default without --problems. Paths are qwencoder-eval's (the evaluation folder of
+the public QwenLM/Qwen2.5-Coder repository). eval.py's `multipl-e` drives these functions; this
+file imports nothing of eval.py.
 """
 import ast
 import json

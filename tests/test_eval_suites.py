@@ -13,16 +13,7 @@ import pytest
 
 import eval as ev
 import eval_suites as es
-
-
-def cli(capsys, *argv):
-    try:
-        ev.main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from test_eval import cli
 
 
 def write_jsonl(path, rows):
