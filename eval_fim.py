@@ -13,6 +13,7 @@ repository. Each score_* returns what eval.py prints and saves: (headline figure
 the rest of the report). This file imports nothing of eval.py.
 """
 import ast
+import collections
 import itertools
 import json
 import os
@@ -69,6 +70,15 @@ def code_tokens(code):
 def exact_match(pred, target):
     """CrossCodeEval's EM: the same code tokens, so `f(a,b)` matches `f(a, b)` but `'a'` does not match `a`."""
     return code_tokens(pred) == code_tokens(target)
+
+
+def em_es(scored, by_language=False):
+    """EM (%) and ES over scored tasks, each weighing the same (eval_metric.py's "overall"); with
+    by_language, then em_LANG and es_LANG over each language's tasks."""
+    out = {"em": 100 * fmean(t["em"] for t in scored), "es": fmean(t["es"] for t in scored)}
+    for lang in dict.fromkeys(t["language"] for t in scored) if by_language else ():
+        out.update({f"{k}_{lang}": v for k, v in em_es([t for t in scored if t["language"] == lang]).items()})
+    return out
 
 
 # ----------------------------------------------------------------------------- post-processing
@@ -190,17 +200,12 @@ def score_fim(tasks, raw, tok, max_new_tokens, problems, verdicts, source):
                  "em": f.strip() == t["middle"].strip(), "es": edit_similarity(f, t["middle"]),
                  "valid_line": None, "parses": None}  # known for HumanEval's own lines (below)
                 for (tid, t), f, r in zip(tasks, fills, raw)]
-    languages = list(dict.fromkeys(p["language"] for p in per_task))
-    by_language = {lang: [p for p in per_task if p["language"] == lang] for lang in languages}
-    headline = {"em": 100 * fmean(p["em"] for p in per_task), "es": fmean(p["es"] for p in per_task)}
-    rows = []
-    if len(languages) > 1:  # Table 7: EM per language and their average
-        for lang, group in by_language.items():
-            headline[f"em_{lang}"] = 100 * fmean(p["em"] for p in group)
-            headline[f"es_{lang}"] = fmean(p["es"] for p in group)
-            rows.append((f"{FIM_LANGUAGES.get(lang, lang)}: exact match / ES",
-                         f"{headline[f'em_{lang}']:.1f}% / {headline[f'es_{lang}']:.1f} ({len(group)} lines)"))
-        headline["em_avg"] = fmean(headline[f"em_{lang}"] for lang in languages)
+    count = collections.Counter(p["language"] for p in per_task)
+    headline, rows = em_es(per_task, by_language=len(count) > 1), []
+    if len(count) > 1:  # Table 7: EM per language and their average
+        rows = [(f"{FIM_LANGUAGES.get(lang, lang)}: exact match / ES",
+                 f"{headline[f'em_{lang}']:.1f}% / {headline[f'es_{lang}']:.1f} ({n} lines)") for lang, n in count.items()]
+        headline["em_avg"] = fmean(headline[f"em_{lang}"] for lang in count)
         rows.append(("exact match, average of the languages", f"{headline['em_avg']:.1f}%"))
     rows += [("exact match, all lines", f"{headline['em']:.1f}%"), ("edit similarity", f"{headline['es']:.1f}")]
     if not problems:
@@ -268,19 +273,15 @@ def cceval_prediction(generation, target):
 
 
 def score_cceval(tasks, raw):
-    """EM and ES per language and over all tasks, each task weighing the same (eval_metric.py's "overall")."""
+    """EM and ES per language and over all tasks."""
     per_task = []
     for (tid, t), r in zip(tasks, raw):
         pred = cceval_prediction(r, t["target"])
         per_task.append({"task_id": tid, "language": t["language"], "target": t["target"], "pred": pred,
                          "em": exact_match(pred, t["target"]), "es": edit_similarity(pred, t["target"])})
-    headline = {"em": 100 * fmean(p["em"] for p in per_task), "es": fmean(p["es"] for p in per_task)}
-    rows = []
-    for lang in dict.fromkeys(p["language"] for p in per_task):
-        group = [p for p in per_task if p["language"] == lang]
-        headline[f"em_{lang}"], headline[f"es_{lang}"] = 100 * fmean(p["em"] for p in group), fmean(p["es"] for p in group)
-        rows.append((f"{lang}: EM / ES", f"{headline[f'em_{lang}']:.2f}% / {headline[f'es_{lang}']:.2f} "
-                                         f"({len(group)} tasks)"))
+    headline = em_es(per_task, by_language=True)
+    rows = [(f"{lang}: EM / ES", f"{headline[f'em_{lang}']:.2f}% / {headline[f'es_{lang}']:.2f} ({n} tasks)")
+            for lang, n in collections.Counter(p["language"] for p in per_task).items()]
     rows.append(("all tasks: EM / ES", f"{headline['em']:.2f}% / {headline['es']:.2f}"))
     return headline, rows, {"per_task": per_task}
 
@@ -393,7 +394,7 @@ def score_repo(tasks, preds, val):
     """CrossCodeEval's EM and ES of the predicted lines."""
     per_task = [{"task_id": tid, "target": t["target"], "pred": p, "em": exact_match(p, t["target"]),
                  "es": edit_similarity(p, t["target"])} for (tid, t), p in zip(tasks, preds)]
-    headline = {"em": 100 * fmean(p["em"] for p in per_task), "es": fmean(p["es"] for p in per_task)}
+    headline = em_es(per_task)
     rows = [("exact match (code tokens)", f"{headline['em']:.1f}%"), ("edit similarity", f"{headline['es']:.1f}"),
             ("tasks (ours)", f"{len(tasks)} lines in {len(val)} held-out repos ({', '.join(r.name for r in val)})")]
     return headline, rows, {"per_task": per_task}
