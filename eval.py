@@ -2,15 +2,14 @@
 driver, HumanEval and the validation loss here, the other benchmarks' substance in eval_*.py.
 
     humaneval  HumanEval pass@k (Tables 5, 16), executed in sandbox.py; the official prompts
-    fim        HumanEval single-line infilling (Table 7), on the released Python/Java/JavaScript file
-               (--problems) or HumanEval's own solutions                                  eval_fim.py
-    cceval     CrossCodeEval line completion (Table 8) on the released JSONL files          eval_fim.py
-    repo       ours: the same metrics on lines of our own held-out repositories, Fig. 4 prompts  eval_fim.py
-    needle     "needle in the code" (Fig. 6): a context length x depth heatmap               eval_fim.py
     loss       validation loss and bits per byte on held-out repositories
-    mbpp, humaneval --plus, cruxeval, sql                                                   eval_suites.py
-    multipl-e                                                                               eval_multiple.py
-    math                                                                                    eval_math.py
+  eval_fim.py:
+    fim        HumanEval single-line infilling (Table 7): EM per language on the released
+               Python/Java/JavaScript file (--problems), or HumanEval's own solutions
+    cceval     CrossCodeEval line completion (Table 8) on the released JSONL files, EM / ES
+    repo       ours: the same metrics on lines of our own held-out repositories, Fig. 4 prompts
+    needle     "needle in the code" (Fig. 6): a function hidden in long code; a length x depth heatmap
+  eval_suites.py: mbpp, humaneval --plus, cruxeval, sql;  eval_multiple.py: multipl-e;  eval_math.py: math
 
     python eval.py humaneval --model out/pretrain                    # greedy pass@1, base prompt
     python eval.py humaneval --model Qwen2.5-Coder-0.5B-Instruct --instruct
