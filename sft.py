@@ -29,7 +29,7 @@ import trainer
 from data_fim import fim_token_ids, read_jsonl, sample_row, syntax_span, unit_hash
 from model import Transformer, inference_dtype
 from sft_data import FENCE, SynthConfig, checklist, parse_or_none, synth_main
-from tokenizer import INSTRUCT_GENERATION, Tokenizer
+from tokenizer import CHAT_STOPS, INSTRUCT_GENERATION, Tokenizer
 
 # ----------------------------------------------------------------------------- ChatML (Qwen2.5's chat template)
 
@@ -260,7 +260,7 @@ def chat(cfg):
         tok = Tokenizer.from_pretrained(cfg.model)
     except (FileNotFoundError, ValueError) as e:
         raise trainer.Fatal(str(e)) from None
-    stops = [tok.special["<|im_end|>"], tok.eot_id]
+    stops = [tok.special[t] for t in CHAT_STOPS]
     messages = [{"role": "system", "content": cfg.system}]
     while True:
         try:

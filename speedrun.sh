@@ -58,7 +58,7 @@ elif [ "$MODE" = --smoke ]; then
   SFT="--seq-len 512 --max-steps 2 --fine-steps 2 --batch-size 2 --eval-batches 1"
   PAIRS="--limit 2 --k 2 --max-new-tokens 16"
   DPO="--max-steps 2 --batch-size 2 --eval-batches 1"
-  EVAL_LIMIT=2; EVAL_TOKENS=16; NEEDLE="--lengths 256 --depths 0,1"; LOSS="--limit 2"
+  EVAL_LIMIT=2; EVAL_TOKENS=16; NEEDLE="--lengths 256 --depths 0 1"; LOSS="--limit 2"
 else
   RUN="python"
   # 4,096 tokens, not 8,192: the tied embedding is then 1M of the 4M parameters, not 2M of 5M,

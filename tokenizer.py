@@ -111,6 +111,11 @@ QWEN25_CHAT_TEMPLATE = r"""{%- if tools %}
 # <|im_end|> or <|endoftext|>.
 BASE_GENERATION = {"do_sample": False, "max_new_tokens": 2048}
 INSTRUCT_GENERATION = {"do_sample": True, "repetition_penalty": 1.05, "temperature": 0.7, "top_p": 0.8, "top_k": 20}
+CHAT_STOPS = ("<|im_end|>", "<|endoftext|>")  # an instruct model's eos_token_id, in that file
+# Completion and infilling stop at every control token, as the official examples do: without it a
+# base model goes on with <|fim_pad|> or a new <|file_sep|> file forever.
+FIM_STOPS = ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|fim_prefix|>", "<|fim_suffix|>",
+             "<|im_end|>")
 
 
 def _bytes_to_unicode():
@@ -299,7 +304,7 @@ class Tokenizer:
         eot = self.eot_id
         if not chat:
             return {"bos_token_id": eot, "eos_token_id": eot, **BASE_GENERATION}
-        return {"bos_token_id": eot, "pad_token_id": eot, "eos_token_id": [self.special["<|im_end|>"], eot],
+        return {"bos_token_id": eot, "pad_token_id": eot, "eos_token_id": [self.special[t] for t in CHAT_STOPS],
                 **INSTRUCT_GENERATION}
 
     # ---- training from scratch ----
