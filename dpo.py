@@ -248,7 +248,7 @@ def load_tasks(path):
                           "problem (task_id, prompt, canonical_solution, test, entry_point)", _task)
 
 
-def program(code, task):
+def with_tests(code, task):
     """What the sandbox runs: the answer, then the task's assertions (as sft_data.verify does)."""
     return f"{code}\n\n\n{task['test']}"
 
@@ -277,7 +277,7 @@ def build_pairs(tasks, replies, max_mutants=8, timeout=5.0, workers=None, seed=0
     need one, up to max_mutants mutants of the chosen code (seeded order); the first mutant
     that FAILS is used, and one that passes is counted as equivalent and never used."""
     run = lambda codes: [r.status == "passed" for r in sandbox.run_batch(
-        [dict(code=program(c, t), timeout=timeout) for t, c in codes], workers=workers)] if codes else []
+        [dict(code=with_tests(c, t), timeout=timeout) for t, c in codes], workers=workers)] if codes else []
     counts = Counter(tasks=len(tasks))
     ok = iter(run([(t, extract_code(r)) for t, rs in zip(tasks, replies) for r in rs]))
     plans = []

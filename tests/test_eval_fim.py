@@ -85,7 +85,7 @@ def test_fim_tasks_mask_each_solution_line():
     assert len(ef.fim_tasks(PROBLEMS)) == 1033  # the size of the published HumanEval single-line FIM set
     # The filled program with the right line passes in the sandbox; a wrong line fails.
     he0 = [t for _, t in ef.fim_tasks({"HumanEval/0": PROBLEMS["HumanEval/0"]})]
-    fill = lambda t, line: ev.program({**PROBLEMS["HumanEval/0"], "prompt": t["before"] + line + t["after"]}, "")
+    fill = lambda t, line: ev.check_program({**PROBLEMS["HumanEval/0"], "prompt": t["before"] + line + t["after"]}, "")
     verdicts = ev.execute([fill(t, t["middle"]) for t in he0] + [fill(he0[-1], "    return True")], 10.0)
     assert verdicts[:-1] == ["passed"] * len(he0) and verdicts[-1].startswith("failed: ")
 

@@ -133,7 +133,7 @@ def test_sharded_checkpoint_loads(tmp_path):
         Transformer.from_pretrained(tmp_path)
 
 
-# FACTS §1: the exact parameter counts of the official checkpoints.
+# The exact parameter counts of the official checkpoints (their model cards and safetensors index).
 OFFICIAL = {"0.5B": 494_032_768, "1.5B": 1_543_714_304, "3B": 3_085_938_688, "7B": 7_615_616_512,
             "14B": 14_770_033_664, "32B": 32_763_876_352}
 
@@ -167,7 +167,7 @@ def test_small_configs():
 
 
 def yarn_by_hand(d, base=1e6, factor=4.0, orig=32768):
-    """FACTS §2 written out in float64, independent of model.py."""
+    """YaRN (arXiv 2309.00071 §3; transformers' _compute_yarn_parameters) in float64, independent of model.py."""
     corr = lambda r: d * math.log(orig / (2 * math.pi * r)) / (2 * math.log(base))  # noqa: E731
     low, high = max(math.floor(corr(32)), 0), min(math.ceil(corr(1)), d - 1)
     extrap = [base ** (-2 * i / d) for i in range(d // 2)]
