@@ -37,10 +37,10 @@ TARGETS = {
                  "fine = replace(cfg, max_steps=cfg.fine_steps or trainer.steps_for(cfg.fine_epochs, len(fine_rows), cfg, d))",
                  "return trainer.train(fine, model, make(fine_rows, cfg.fim_rate), val, d=d, tokenizer=tok, bf16=bf16"),
     "eval.pass_at_k": None,
-    "eval.levenshtein": None,
-    "eval.edit_similarity": None,
-    "eval.exact_match": None,
-    "eval.truncate": None,
+    "eval_fim.levenshtein": None,
+    "eval_fim.edit_similarity": None,
+    "eval_fim.exact_match": None,
+    "eval_suites.truncate": None,
     "dedup.decontaminate": None,
 }
 KILLED = {"killed", "timeout", "caught by type check"}
