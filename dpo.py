@@ -338,10 +338,8 @@ def pairs_main(cfg):
     if not tasks:
         raise trainer.Fatal(f"{cfg.tasks or cfg.init} holds no task; synthesise more with `python sft.py synth`.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
+    with trainer.user_errors(suffix=" (--init must be the SFT model directory)"):
         model = Transformer.from_pretrained(cfg.init, device=device, dtype=inference_dtype(device, cfg.dtype))
-    except (FileNotFoundError, ValueError) as e:
-        raise trainer.Fatal(f"{e} (--init must be the SFT model directory)") from None
     tok = trainer.load_tokenizer(trainer.tokenizer_dir(cfg))
     t0 = time.perf_counter()
     print(f"sampling {cfg.k} replies for each of {len(tasks)} tasks from {cfg.init} on {device} ...", flush=True)

@@ -40,11 +40,8 @@ class PretrainConfig(trainer.TrainConfig):
 
 
 def load_data(cfg, tok, d, level="file"):
-    """Train/validation data; prepares the built-in corpus on first use.
-
-    --data DIR, or several weighted sources for the report's mixture (Table 3):
-    --data code:70 text:20 math:10 (directories, each prepared by data_fim.py). The
-    validation split is the first source's."""
+    """Train and validation data of --data (one directory, or `DIR:WEIGHT` sources mixed as Table 3;
+    validation from the first); prepares the built-in corpus on first use."""
     data = cfg.data or [os.path.join(os.path.dirname(cfg.out.rstrip("/")) or ".", f"data-{level}")]
     sources = [s.rsplit(":", 1) if ":" in s else (s, "1") for s in data]
     for path, _ in sources:
@@ -57,15 +54,12 @@ def load_data(cfg, tok, d, level="file"):
             print(f"preparing the built-in corpus into {path} ({level}-level) ...")
         trainer.build_once(os.path.join(path, "meta.json"),
                            lambda: prepare(tok, path, level=level, seq_len=cfg.seq_len), d)
-    try:
-        make = lambda path, split: PackedDataset(path, tok, cfg.seq_len, split=split, seed=cfg.seed,
-                                                 fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate,
-                                                 syntax_rate=cfg.syntax_rate)
+    make = lambda path, split: PackedDataset(path, tok, cfg.seq_len, split=split, seed=cfg.seed, fim_rate=cfg.fim_rate,
+                                             spm_rate=cfg.spm_rate, syntax_rate=cfg.syntax_rate)
+    with trainer.user_errors(prefix=f"--data {' '.join(data)}: "):
         train = [make(path, "train") for path, _ in sources]
         train = Mixture(train, [float(w) for _, w in sources]) if len(train) > 1 else train[0]
         return train, make(sources[0][0], "val")
-    except (FileNotFoundError, ValueError) as e:
-        raise Fatal(f"--data {' '.join(data)}: {e}") from None
 
 
 def main(cfg, level="file", overrides=None):

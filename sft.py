@@ -115,12 +115,10 @@ class ChatDataset:
 
 
 def load_jsonl(path, what, parse=None):
-    """The lines of a .jsonl(.gz) file as parse(object) (data_fim.read_jsonl); a bad line is a
+    """The lines of a .jsonl(.gz) file as parse(object) (corpus.read_jsonl); a bad line is a
     trainer.Fatal naming it."""
-    try:
+    with trainer.user_errors():
         return [row for _, row in read_jsonl(path, what, parse)]
-    except ValueError as e:
-        raise trainer.Fatal(str(e)) from None
 
 
 def _conversation(rec):
@@ -144,10 +142,8 @@ def prepare_rows(records, tok, seq_len, val_fraction=0.05):
     a cut reply teaches the model to stop mid-sentence), samples with nothing to train dropped."""
     train, val, counts = [], [], Counter()
     for rec in records:
-        try:
+        with trainer.user_errors():
             ids, mask = render_chat(rec["messages"], tok)
-        except ValueError as e:
-            raise trainer.Fatal(str(e)) from None
         if not any(mask[1:]):
             counts["dropped_no_assistant"] += 1
             continue
@@ -254,12 +250,10 @@ class ChatConfig:
 
 def chat(cfg):
     """Interactive ChatML chat, the reply printed as it is generated."""
-    try:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with trainer.user_errors():
         model = Transformer.from_pretrained(cfg.model, device=device, dtype=inference_dtype(device, cfg.dtype))
         tok = Tokenizer.from_pretrained(cfg.model)
-    except (FileNotFoundError, ValueError) as e:
-        raise trainer.Fatal(str(e)) from None
     stops = [tok.special[t] for t in CHAT_STOPS]
     messages = [{"role": "system", "content": cfg.system}]
     while True:
@@ -289,10 +283,8 @@ def chat(cfg):
 
 def synth(cfg):
     """`sft.py synth`: sft_data.synth_main, an unreadable --inputs reported as one sentence."""
-    try:
+    with trainer.user_errors():
         return synth_main(cfg)
-    except (FileNotFoundError, ValueError) as e:
-        raise trainer.Fatal(str(e)) from None
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ repo_pretrain.py, sft.py and dpo.py import it and bring only their data, loss an
 Conventions of the training stages:
 - User errors: a stage raises `Fatal`, which `run_cli` prints as one sentence (exit status 1).
   The modules below the trainer (tokenizer, corpus, clean, data_fim, sft_data) do not import
-  it: they raise ValueError or FileNotFoundError carrying that sentence, and the stage turns
-  it into Fatal where it calls them.
+  it: they raise ValueError or FileNotFoundError carrying that sentence, and the stage calls
+  them inside `with user_errors():`, which turns it into Fatal.
 - Flags: one `--flag` per field of the stage's config dataclass. A list-valued field takes its
   values space-separated (`nargs="+"`): `--data a.jsonl b.jsonl`; a weighted mixture is
   `path:weight` items, `--data code:70 text:20 math:10`.
@@ -97,6 +97,15 @@ PREPARE_TIMEOUT = timedelta(hours=24)
 
 class Fatal(Exception):
     """An error the user can fix: printed as one sentence, no stack trace."""
+
+
+@contextmanager
+def user_errors(prefix="", suffix=""):
+    """The ValueError or FileNotFoundError of a module below the trainer (its sentence) as Fatal."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as e:
+        raise Fatal(f"{prefix}{e}{suffix}") from None
 
 
 # ----------------------------------------------------------------------------- setup
@@ -215,12 +224,9 @@ def build_once(path, build, d):
 
 
 def load_tokenizer(path):
-    try:
+    with user_errors(suffix=f" (train one: `python clean.py --out out/corpus && python tokenizer.py train "
+                            f"--input out/corpus --out {path}`, or pass --tokenizer DIR)"):
         return Tokenizer.from_pretrained(path)
-    except (FileNotFoundError, ValueError) as e:
-        raise Fatal(f"{e} (train one: `python clean.py --out out/corpus && python tokenizer.py train "
-                    f"--input out/corpus --out {path}`, "
-                    "or pass --tokenizer DIR)") from None
 
 
 def model_config(cfg, tok, **overrides):
