@@ -229,7 +229,7 @@ def _value(v, t, lang):
     if k == "float" and isinstance(v, (int, float)) and not isinstance(v, bool):
         return {"cpp": f"({float(v)!r})", "java": f"({float(v)!r}f)", "js": repr(float(v))}[lang]
     if k == "str" and isinstance(v, str):
-        return json.dumps(v) if lang == "js" else f"({json.dumps(v)})" if lang == "cpp" else f"({json.dumps(v)})"
+        return json.dumps(v) if lang == "js" else f"({json.dumps(v)})"
     if k == "list" and isinstance(v, (list, tuple)):
         items = [_value(x, t[1], lang) for x in v]
         if lang == "js":
@@ -309,8 +309,7 @@ def translate_humaneval(problem, lang):
                 "tests": test, "stop_tokens": ["\n}"]}
     sig = (f"    public static {_java_type(ret)} {_camel(name)}("
            + ", ".join(f"{_java_type(t)} {p}" for p, t in params) + ") {\n")
-    prompt = ("import java.util.*;\nimport java.lang.reflect.*;\nimport org.javatuples.*;\nimport java.security.*;\n"
-              "import java.math.*;\nimport java.io.*;\nimport java.util.stream.*;\nclass Problem {\n" + comment("    ") + sig)
+    prompt = "".join(s + "\n" for s in JAVA_IMPORTS) + "class Problem {\n" + comment("    ") + sig
     test = "    }\n    public static void main(String[] args) {\n" + "\n".join(tests) + "\n    }\n\n}\n"
     return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "java", "prompt": prompt,
             "tests": test, "stop_tokens": ["\n    }\n"]}
