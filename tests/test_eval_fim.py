@@ -10,7 +10,7 @@ import pytest
 import eval as ev
 import eval_fim as ef
 from test_eval import PROBLEMS, cli, corpus, headline, tiny  # noqa: F401  (fixtures shared with test_eval.py)
-from tokenizer import Tokenizer, official_files
+from tokenizer import Tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -333,16 +333,15 @@ def test_fim_on_the_released_file_scores_as_the_official_harness(tiny, tmp_path,
     assert code == 1 and "lacks one of name, language" in err and len(err.strip().splitlines()) == 1
 
 
-def test_harness_fim_prompt_cuts_contexts_in_tokens():
-    tok = Tokenizer.from_pretrained(official_files())
+def test_harness_fim_prompt_cuts_contexts_in_tokens(qwen):
     left, right, cfc = "a = 1\n" * 50, "b = 2\n" * 50, "# c.py\nc = 3\n" * 50
-    p = ef.harness_fim_prompt(tok, left, right, max_seq_length=100, gen_length=10, right_length=20,
+    p = ef.harness_fim_prompt(qwen, left, right, max_seq_length=100, gen_length=10, right_length=20,
                               crossfile=cfc, crossfile_length=30)
     keep = 100 - 10 - 20 - 30
-    expected = ("<|fim_prefix|>" + tok.decode(tok.encode(left)[-keep:]) + "<|fim_suffix|>"
-                + tok.decode(tok.encode(right)[:20]) + tok.decode(tok.encode("\n\n" + cfc)[:30]) + "<|fim_middle|>")
-    assert p == expected and len(tok.encode(p, allowed_special="all")) <= 100 - 10 + 3
-    short = ef.harness_fim_prompt(tok, "x", "y", max_seq_length=2048, gen_length=64, right_length=512)
+    expected = ("<|fim_prefix|>" + qwen.decode(qwen.encode(left)[-keep:]) + "<|fim_suffix|>" + qwen.decode(
+        qwen.encode(right)[:20]) + qwen.decode(qwen.encode("\n\n" + cfc)[:30]) + "<|fim_middle|>")
+    assert p == expected and len(qwen.encode(p, allowed_special="all")) <= 100 - 10 + 3
+    short = ef.harness_fim_prompt(qwen, "x", "y", max_seq_length=2048, gen_length=64, right_length=512)
     assert short == "<|fim_prefix|>x<|fim_suffix|>y<|fim_middle|>"
 
 

@@ -8,12 +8,10 @@ import json
 import os
 
 import pytest
-import tokenizers
 import torch
 
 import sft
 from model import Transformer
-from tokenizer import Tokenizer, official_files
 from conftest import random_checkpoint, run_script
 
 SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # the chat template's, copied
@@ -28,16 +26,6 @@ CONVERSATION = [
 def template(messages):
     """Qwen2.5's ChatML text, written out by hand."""
     return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
-
-
-@pytest.fixture(scope="module")
-def qwen():
-    return Tokenizer.from_pretrained(official_files())
-
-
-@pytest.fixture(scope="module")
-def hf_qwen():
-    return tokenizers.Tokenizer.from_file(os.path.join(official_files(), "tokenizer.json"))
 
 
 def masked_runs(ids, mask):
