@@ -54,7 +54,7 @@ import numpy as np
 import classify
 import dedup
 from corpus import (AMBIGUOUS, SKIP_REASONS as FILE_REASONS, Repo, extension_language, file_text, is_clean_corpus,
-                    read_jsonl, repo_refs, shebang_language, unit_hash)
+                    repo_refs, shebang_language, unit_hash)
 
 REASONS = FILE_REASONS + ("low_quality", "contaminated", "near_duplicate")
 GRAMMARS = {"python": "python", "java": "java", "javascript": "javascript", "cpp": "cpp", "c": "cpp"}

@@ -73,8 +73,7 @@ def small(tok_dir, data, out, **kw):
 
 def losses(out):
     """The per-step training losses a run logged in OUT/metrics.jsonl."""
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        return [json.loads(line)["loss"] for line in f]
+    return [r["loss"] for r in jsonl(os.path.join(out, "metrics.jsonl"))]
 
 
 @pytest.fixture(scope="session")
@@ -129,3 +128,38 @@ def run_script(script, args, capsys, monkeypatch):
         code = e.code if isinstance(e.code, int) else int(e.code is not None)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def jsonl(path):
+    """The objects of a JSONL file, one per line."""
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def write_jsonl(path, rows):
+    """Write rows as a JSONL file; returns its path as a string."""
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return str(path)
+
+
+def cli(capsys, *argv):
+    """eval.py run in-process, so that the functions a test patches are its own: (exit code, stdout, stderr)."""
+    import eval as ev
+    try:
+        ev.main([str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def headline(out):
+    """The headline figures eval.py prints as one JSON object on its last line."""
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def results(samples_path):
+    """The per-sample verdicts eval.py wrote beside the samples it scored (SAMPLES_results.jsonl)."""
+    return jsonl(str(samples_path) + "_results.jsonl")

@@ -16,6 +16,7 @@ import pytest
 import clean as K
 import dedup
 from corpus import load_corpus, unit_hash
+from conftest import write_jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -94,11 +95,6 @@ def planted(tmp_path_factory):
     write_jsonl(bench / "gsm8k-test.jsonl", [{"question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May.",
                                               "answer": "Natalia sold 48/2 = 24 clips in May.\n#### 72"}])
     return root, bench, where
-
-
-def write_jsonl(path, rows):
-    with open(path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
 
 
 def reasons(arrays, strings, repos, reason):

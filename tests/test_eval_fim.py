@@ -9,8 +9,9 @@ import pytest
 
 import eval as ev
 import eval_fim as ef
-from test_eval import PROBLEMS, cli, corpus, headline, tiny  # noqa: F401  (fixtures shared with test_eval.py)
+from test_eval import PROBLEMS, corpus, tiny  # noqa: F401  (fixtures shared with test_eval.py)
 from tokenizer import Tokenizer
+from conftest import cli, headline
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

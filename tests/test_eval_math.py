@@ -7,7 +7,7 @@ import pytest
 
 import eval_math as em
 import eval_suites as es
-from test_eval_suites import cli, results, write_jsonl
+from conftest import cli, results, write_jsonl
 
 
 GSM8K = [  # openai/grade-school-math test.jsonl rows

@@ -6,7 +6,7 @@ import pytest
 
 import eval as ev
 import eval_multiple as mp
-from test_eval_suites import cli, results, write_jsonl
+from conftest import cli, results, write_jsonl
 
 
 MULTIPLE = {  # humaneval-LANG.jsonl rows in MultiPL-E's format

@@ -12,7 +12,7 @@ import torch
 
 import sft
 from model import Transformer
-from conftest import random_checkpoint, run_script
+from conftest import jsonl, random_checkpoint, run_script
 
 SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # the chat template's, copied
 CONVERSATION = [
@@ -165,7 +165,7 @@ def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
     assert hf.apply_chat_template(CONVERSATION)["input_ids"] == sft.render_chat(CONVERSATION, tok)[0]
     with open(os.path.join(cfg.out, "generation_config.json")) as f:
         assert json.load(f)["eos_token_id"] == [tok.special["<|im_end|>"], tok.eot_id]
-    fine = [json.loads(line) for line in open(os.path.join(cfg.out, "metrics.jsonl"))]
+    fine = jsonl(os.path.join(cfg.out, "metrics.jsonl"))
     assert len(fine) == 6
     capsys.readouterr()
     messages = sft.chat(sft.ChatConfig(model=cfg.out, prompt="Add 3 and 4.", max_new_tokens=12))

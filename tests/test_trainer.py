@@ -15,7 +15,7 @@ import torch
 import pretrain
 import trainer
 from model import ModelConfig, Transformer, write_pretrained
-from conftest import losses, run_script, small
+from conftest import jsonl, losses, run_script, small
 from trainer import Fatal, TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,8 +103,7 @@ def test_train_steps_equal_clipped_adamw_written_out(tmp_path, grad_clip, warmup
                       warmup=warmup, min_lr_ratio=0.1, weight_decay=0.5, grad_clip=grad_clip, save_every=0,
                       log_every=1000, eval_every=1000)
     trainer.train(cfg, model, data, d=trainer.Dist())
-    with open(tmp_path / "metrics.jsonl") as f:
-        recs = [json.loads(line) for line in f]
+    recs = jsonl(tmp_path / "metrics.jsonl")
 
     named = list(ref.named_parameters())
     opt = torch.optim.AdamW([{"params": [p for n, p in named if not is_norm_or_bias(n)], "weight_decay": 0.5},
@@ -172,8 +171,7 @@ def test_from_scratch_same_losses_for_any_world_size(tok_dir, file_data, tmp_pat
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert len(one) == len(two) == 3 and one[2] != one[0]
     assert max(abs(a - b) for a, b in zip(one, two)) <= 1e-4, (one, two)
-    with open(tmp_path / "two" / "metrics.jsonl") as f:
-        rec = json.loads(f.readline())
+    rec = jsonl(tmp_path / "two" / "metrics.jsonl")[0]
     fpt = Transformer.from_pretrained(str(tmp_path / "two")).config.flops_per_token(64)
     assert rec["mfu"] == pytest.approx(fpt * rec["tokens_per_s"] / (2 * 1e9))
 
