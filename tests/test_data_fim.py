@@ -124,7 +124,6 @@ def test_control_tokens_are_single_official_ids(qwen):
     assert not any(i >= 151643 for i in qwen.encode(text))  # as corpus text they stay plain text
 
 
-
 @pytest.mark.parametrize("spm", [False, True])
 def test_fim_token_ids_are_format_fim_tokenized(qwen, spm):
     pre, mid, suf = "x = 1\n", "def f(a):\n    return a\n", "\nprint(f(x))  # ünïcödé\n"

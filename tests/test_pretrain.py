@@ -37,8 +37,6 @@ def test_checkpoint_loads_in_transformers(stage1, tok):
     assert os.path.exists(os.path.join(stage1, "vocab.json"))
 
 
-# ----------------------------------------------------------------------------- the optimizer step
-
 def test_repo_pretrain_continues_with_new_rope(stage1, tok, tok_dir, tmp_path):
     from conftest import SMALL_CORPUS
     from data_fim import prepare
