@@ -1,8 +1,6 @@
 """Tests for clean.py: each step on a small planted corpus (language ID where the extension is
 missing, ambiguous or lies; quality rounds; exact and near duplicates; decontamination against
 benchmark files in their released schemas), and the same corpus whatever --workers and --shard.
-
-Run: python -m pytest tests/test_clean.py
 """
 import gzip
 import json

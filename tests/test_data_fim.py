@@ -3,7 +3,6 @@ preparation (the same output for any --workers and --shard, a per-document langu
 packing without loss, deterministic serving, context-level FIM in each document's language.
 
 Small corpora built in tmp dirs and a 512-id tokenizer trained once per module keep it fast.
-Run: python -m pytest tests/test_data_fim.py
 """
 import collections
 import importlib

@@ -1,7 +1,6 @@
 """Tests for dpo.py: the loss against hand-computed values, reply-only log-probs, pairs whose
 preference the real sandbox decided (equivalent mutants never rejected), and a short DPO run
 from a tiny SFT checkpoint that must raise reward accuracy and margins.
-Run: python -m pytest tests/test_dpo.py
 """
 import json
 import math

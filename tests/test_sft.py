@@ -2,7 +2,6 @@
 
 The rendering oracle is the official Qwen2.5 tokenizer.json run by HF `tokenizers` on the
 text of Qwen2.5's chat template.
-Run: python -m pytest tests/test_sft.py
 """
 import json
 import os

