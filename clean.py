@@ -31,7 +31,8 @@ Three streaming passes (memory: one repository per worker, the classifiers' samp
   2. once every shard's scan is in OUT/scan/: step 5 over all of them; then stream the kept files
 Sharding: repository k (in corpus order) belongs to shard k % N. All shards train the same
 classifiers and make the same duplicate decisions, so their parts together are exactly the
-one-machine corpus, whatever N and --workers (tested).
+one-machine corpus, whatever N and --workers (tested). One file past ~600 lines: the passes
+hand each other files of their own format (OUT/scan/*.npz), read and written here alone.
 """
 import argparse
 import ast

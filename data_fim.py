@@ -2,8 +2,8 @@
 
 Qwen2.5-Coder report §3.2.1 (file-level fill-in-the-middle, Fig. 3) and §3.2.2 (repo-level
 pretraining, Fig. 4), on a corpus cleaned as §3.1 and §5 say (corpus.py reads it, clean.py
-cleans it; the names they share with this file are imported here, so `from data_fim import
-load_corpus, decontaminate, ...` keeps working). FIM itself follows Bavarian et al. 2022.
+cleans it). FIM itself follows Bavarian et al. 2022. One file past ~600 lines because prepare
+writes and PackedDataset reads one on-disk format (uint32 shards, DOC_INDEX, meta.json).
 
     python data_fim.py show --tokenizer DIR                        # FIM and repo-level examples
     python data_fim.py prepare --tokenizer DIR --out data/file     # clean + tokenize the built-in corpus

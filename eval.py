@@ -242,8 +242,7 @@ def complete_lines(args, model, tok, tasks, prompt):
     return complete_raw(args, model, tok, tasks, prompt, lambda payload: [LINE_DONE], first_line)
 
 
-# ----------------------------------------------------------------------------- infilling, repository, long context
-# Their tasks, prompts and scores are in eval_fim.py; here the model generates.
+# ----------------------------------------------------------------------------- fim, cceval, repo, needle (eval_fim.py)
 
 def cmd_fim(args):
     tasks, problems = eval_fim.load_fim(args.problems, args.limit)
@@ -327,10 +326,7 @@ def cmd_loss(args):
     return headline, rows, {"tokens": n_tok, "bytes": n_bytes, "files": len(docs)}
 
 
-# ----------------------------------------------------------------------------- the other families
-# MBPP+/HumanEval+, CRUXEval, MultiPL-E, Spider/BIRD, GSM8K/MATH: their substance (loaders, prompts,
-# stops, post-processing, scorers, offline defaults) is in eval_suites.py, eval_multiple.py and
-# eval_math.py; here the commands.
+# ----------------------------------------------------------------------------- the other families (eval_suites.py, ...)
 
 def suite_samples(args, problems, label, prompt_ids=None, stops=(), post=lambda payload, text: text):
     """[{task_id, completion}]: the lines of --samples (all of tasks in `problems`), or args.n
