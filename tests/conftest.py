@@ -137,7 +137,8 @@ def jsonl(path):
 
 
 def write_jsonl(path, rows):
-    """Write rows as a JSONL file; returns its path as a string."""
+    """Write rows as a JSONL file (and the folders above it); returns its path as a string."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     return str(path)

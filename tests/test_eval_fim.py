@@ -11,7 +11,7 @@ import eval as ev
 import eval_fim as ef
 from test_eval import PROBLEMS, corpus, tiny  # noqa: F401  (fixtures shared with test_eval.py)
 from tokenizer import Tokenizer
-from conftest import cli, headline
+from conftest import cli, headline, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -298,9 +298,8 @@ def released_fim_rows():
 
 
 def test_fim_on_the_released_file_scores_as_the_official_harness(tiny, tmp_path, capsys, monkeypatch):
-    path = tmp_path / "fim_singleline.jsonl"
     rows = released_fim_rows()
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = write_jsonl(tmp_path / "fim_singleline.jsonl", rows)
     # What the model "writes" for each row, and what the official scorer makes of it:
     # py: right after a newline (EM), right but the first line blank twice (not EM: the harness keeps
     # the empty second line); js: right, wrong, right with a leading space line; java: wrong, right, right.
@@ -353,11 +352,8 @@ def cceval_rows(language, n):
 
 
 def test_cceval_reads_the_released_files_and_scores_as_eval_metric(tiny, tmp_path, capsys, monkeypatch):
-    paths = []
-    for language, n in (("python", 3), ("java", 1)):
-        (tmp_path / language).mkdir()
-        paths.append(tmp_path / language / "line_completion_oracle_bm25.jsonl")
-        paths[-1].write_text("".join(json.dumps(r) + "\n" for r in cceval_rows(language, n)))
+    paths = [write_jsonl(tmp_path / language / "line_completion_oracle_bm25.jsonl", cceval_rows(language, n))
+             for language, n in (("python", 3), ("java", 1))]
     # python: token-equal (spaces, quotes), a near miss, a right line after blank lines; java: right
     gens = ['util.scale( x , "0" )\nmore\n', "util.scale(x, 1)\n", "\n\nutil.scale(x, '2')\n", "util.scale(x, '0')\n"]
     prompts = []
@@ -389,9 +385,7 @@ def test_cceval_reads_the_released_files_and_scores_as_eval_metric(tiny, tmp_pat
 
 
 def test_cceval_end_to_end(tiny, tmp_path, capsys):
-    (tmp_path / "python").mkdir()
-    path = tmp_path / "python" / "line_completion_rg1_bm25.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in cceval_rows("python", 2)))
+    path = write_jsonl(tmp_path / "python" / "line_completion_rg1_bm25.jsonl", cceval_rows("python", 2))
     code, out, err = cli(capsys, "cceval", "--model", tiny, "--problems", path, "--max-new-tokens", 6,
                          "--out", tmp_path / "cc.json")
     assert code == 0, err

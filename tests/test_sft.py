@@ -11,7 +11,7 @@ import torch
 
 import sft
 from model import Transformer
-from conftest import jsonl, random_checkpoint, run_script
+from conftest import jsonl, random_checkpoint, run_script, write_jsonl
 
 SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # the chat template's, copied
 CONVERSATION = [
@@ -141,8 +141,7 @@ def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
                for i in range(16)]
     records.append({"messages": [{"role": "user", "content": "hi " * 400},
                                  {"role": "assistant", "content": "too long"}]})
-    data = tmp_path / "sft.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    data = write_jsonl(tmp_path / "sft.jsonl", records)
     rows, _, counts = sft.prepare_rows(records, tok, seq_len=128, val_fraction=0.0)
     assert counts["dropped_too_long"] == 1 and counts["train"] == 16
 
@@ -183,8 +182,7 @@ def test_fine_phase_trains_on_the_top_scored_share(small, tmp_path, monkeypatch,
     records = [{"messages": [{"role": "user", "content": f"Add {i} and {i + 1}."},
                              {"role": "assistant", "content": f"```python\nprint({i} + {i + 1})\n```"}],
                 "score": sc} for i, sc in enumerate(scores)]
-    data = tmp_path / "sft.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    data = write_jsonl(tmp_path / "sft.jsonl", records)
     calls = []
 
     def train(cfg, model, train_data, val_data=None, **kw):   # what each phase would train on
@@ -208,8 +206,7 @@ def test_fine_phase_continues_the_coarse_model_with_its_settings(small, tmp_path
     records = [{"messages": [{"role": "user", "content": f"Add {i} and {i + 1}."},
                              {"role": "assistant", "content": f"```python\nprint({i} + {i + 1})\n```"}],
                 "score": i / 20} for i in range(20)]
-    data = tmp_path / "sft.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    data = write_jsonl(tmp_path / "sft.jsonl", records)
     calls = []
     monkeypatch.setattr(sft.trainer, "train", lambda cfg, model, train_data, val_data=None, **kw:
                         calls.append((model, train_data.fim_rate, val_data, kw)) or model)
