@@ -301,10 +301,6 @@ def _init_worker(state):
     _WORKER.update(state)
 
 
-def _snippet(text, lines=4):
-    return "\n".join(text.splitlines()[:lines])[:300]
-
-
 def _scan(job):
     """Steps 1-4 and the dedup fingerprints of one repository's files (in a worker process)."""
     ordinal, name, source, files = job
@@ -322,7 +318,7 @@ def _scan(job):
             if how == "relabelled":
                 extra = {"extension": extension_language(path)}
             if quality and q < quality.threshold and lang in quality.languages:
-                reason, extra = "low_quality", {"snippet": _snippet(text)}
+                reason, extra = "low_quality", {"snippet": "\n".join(text.splitlines()[:4])[:300]}
             elif index is not None and (hit := index.first_hit(text)):
                 reason, extra = "contaminated", {"benchmark": hit[0], "problem": hit[1], "ngram": hit[2]}
             else:

@@ -363,9 +363,9 @@ def epoch_order(n, seed, epoch):
     Stored: 4 bytes per row on every rank, computed once per epoch (seconds per 100M rows). 1 GiB
     is 268M rows, 2.2T tokens of the report's 8,192-token rows: 40% of its whole stage 1 (5.2T
     tokens), over a thousand times what this project's speedrun reads (~4M tokens on a CPU, ~2B
-    on 8 GPUs). A corpus that large wants a stateless keyed permutation (a Feistel
-    network over the row index) instead. numpy does not promise the same stream across versions:
-    resume a run with the numpy it started with."""
+    on 8 GPUs). A corpus that large wants a stateless keyed permutation (a Feistel network over
+    the row index) instead. numpy does not promise the same stream across versions: resume a run
+    with the numpy it started with."""
     order = np.random.default_rng([seed % 2**64, epoch]).permutation(n)   # seeds must be >= 0
     return order.astype(np.uint32) if n < 2**32 else order
 

@@ -392,7 +392,6 @@ def need_problems(args, what, where):
 
 
 def cmd_mbpp(args):
-    """MBPP+ (EvalPlus): base and plus tests."""
     need_problems(args, "MbppPlus-v0.1.0.jsonl", "the evalplus/mbppplus_release GitHub releases")
     return evalplus_command(args, "mbpp")
 

@@ -29,6 +29,7 @@ from eval_suites import run, verdict
 
 MULTIPLE_NEED = ("name", "prompt", "tests", "stop_tokens")
 MULTIPLE_LANGUAGES = {"cpp": "cpp", "java": "java", "js": "javascript"}
+MULTIPLE_STOPS = {"cpp": ["\n}"], "java": ["\n    }\n"], "js": ["\nfunction ", "\n/*", "\n//", "\nconsole.log"]}
 MULTIPLE_SYSTEM = "You are a helpful assistant."
 MULTIPLE_USER = ("Please continue to complete the function and return all completed code in a codeblock. "
                  "Here is the given code to do completion:\n```{language}\n{prompt}\n```")
@@ -299,20 +300,17 @@ def translate_humaneval(problem, lang):
         prompt = comment("") + f"function {name}({', '.join(p for p, _ in params)}){{\n"
         test = ("const assert = require('node:assert');\n\n\nfunction test() {\n  let candidate = " + name + ";\n"
                 + "\n".join(tests) + "\n}\n\ntest();")
-        return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "js", "prompt": prompt,
-                "tests": test, "stop_tokens": ["\nfunction ", "\n/*", "\n//", "\nconsole.log"]}
-    if lang == "cpp":
+    elif lang == "cpp":
         sig = f"{_cpp_type(ret)} {name}({', '.join(f'{_cpp_type(t)} {p}' for p, t in params)}) {{\n"
         prompt = "#include<assert.h>\n#include<bits/stdc++.h>\n" + comment("") + sig
         test = "}\nint main() {\n    auto candidate = " + name + ";\n" + "\n".join(tests) + "\n}\n"
-        return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "cpp", "prompt": prompt,
-                "tests": test, "stop_tokens": ["\n}"]}
-    sig = (f"    public static {_java_type(ret)} {_camel(name)}("
-           + ", ".join(f"{_java_type(t)} {p}" for p, t in params) + ") {\n")
-    prompt = "".join(s + "\n" for s in JAVA_IMPORTS) + "class Problem {\n" + comment("    ") + sig
-    test = "    }\n    public static void main(String[] args) {\n" + "\n".join(tests) + "\n    }\n\n}\n"
-    return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "java", "prompt": prompt,
-            "tests": test, "stop_tokens": ["\n    }\n"]}
+    else:
+        sig = (f"    public static {_java_type(ret)} {_camel(name)}("
+               + ", ".join(f"{_java_type(t)} {p}" for p, t in params) + ") {\n")
+        prompt = "".join(s + "\n" for s in JAVA_IMPORTS) + "class Problem {\n" + comment("    ") + sig
+        test = "    }\n    public static void main(String[] args) {\n" + "\n".join(tests) + "\n    }\n\n}\n"
+    return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": lang, "prompt": prompt,
+            "tests": test, "stop_tokens": MULTIPLE_STOPS[lang]}
 
 
 def humaneval_multiple(lang, humaneval_problems):

@@ -275,10 +275,7 @@ def chat(cfg):
 
 # ----------------------------------------------------------------------------- CLI
 
-def synth(cfg):
-    """`sft.py synth`: sft_data.synth_main, an unreadable --inputs reported as one sentence."""
-    with trainer.user_errors():
-        return synth_main(cfg)
+synth = trainer.user_errors()(synth_main)   # `sft.py synth`: an unreadable --inputs as one sentence
 
 
 if __name__ == "__main__":

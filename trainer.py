@@ -638,8 +638,7 @@ def dry_run(cfg, mc, world, bf16=True):
 # ----------------------------------------------------------------------------- command line
 
 def add_config_args(p, cls):
-    """One --flag per dataclass field (underscores become dashes); a list field takes its values
-    space-separated (nargs="+")."""
+    """One --flag per dataclass field, underscores as dashes (the convention of the module docstring)."""
     for f in fields(cls):
         v = getattr(cls(), f.name)
         flag = "--" + f.name.replace("_", "-")
