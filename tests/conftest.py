@@ -97,15 +97,16 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def random_checkpoint(path, texts, vocab_size):
-    """A BPE tokenizer trained on `texts` and a random 2-layer model saved together in HF
-    layout: a stand-in for a trained checkpoint. Returns (tokenizer, model)."""
+def random_checkpoint(path, texts, vocab_size, **config):
+    """A BPE tokenizer trained on `texts` and a random 2-layer model (`config`: other ModelConfig
+    fields) saved together in HF layout: a stand-in for a trained checkpoint. Returns (tokenizer, model)."""
     import torch
     from model import ModelConfig, Transformer
     from tokenizer import Tokenizer
     tok = Tokenizer.train(texts, vocab_size, verbose=False)
-    cfg = ModelConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=10000.0)
+    cfg = ModelConfig(**{**dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=10000.0),
+                         **config})
     torch.manual_seed(0)
     model = Transformer(cfg)
     model.init_weights()

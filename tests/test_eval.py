@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import eval as ev
-from model import ModelConfig, Transformer
+from model import Transformer
 from tokenizer import Tokenizer
-from conftest import cli, headline, jsonl, results, write_jsonl
+from conftest import cli, headline, jsonl, random_checkpoint, results, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,13 +30,7 @@ def tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny")
     texts = [open(os.path.join(STDLIB, f), encoding="utf-8").read()
              for f in ("json/encoder.py", "json/decoder.py", "textwrap.py")]
-    tok = Tokenizer.train(texts, 512, verbose=False)
-    torch.manual_seed(0)
-    model = Transformer(ModelConfig.from_name("tiny", vocab_size=512, num_hidden_layers=2,
-                                              max_position_embeddings=2048))
-    model.init_weights()
-    model.save_pretrained(path)
-    tok.save(path)
+    random_checkpoint(path, texts, 512, max_position_embeddings=2048)
     return str(path)
 
 
