@@ -307,7 +307,6 @@ def test_prepare_index_and_fim_in_each_language(tok, tmp_path):
     assert [lang for _, lang, _ in docs] == ["java", "javascript", "text"] * 3
     assert [tok.decode(list(t[:-1])) for t, _, _ in docs[:2]] == [java.replace("A", "A0"), js.replace("f(", "f0(")]
     ds = D.PackedDataset(str(tmp_path / "d"), tok, 512, fim_rate=1.0, syntax_rate=1.0, seed=0)
-    grammar = {"java": "java", "javascript": "javascript"}
     middles = collections.Counter()
     for g in range(60):
         for frag in fragments(ds.window(g).tolist(), tok):
@@ -318,7 +317,7 @@ def test_prepare_index_and_fim_in_each_language(tok, tmp_path):
             lang = "java" if "class A" in whole else "javascript" if "function" in whole else None
             if lang and pre is not None:
                 node = mid.lstrip(" \t")
-                nodes = allowed_nodes(whole, grammar[lang])
+                nodes = allowed_nodes(whole, lang)
                 start = len((pre + mid[:len(mid) - len(node)]).encode())
                 assert (start, start + len(node.encode())) in nodes  # a whole node of *its* grammar
                 middles[lang] += 1
