@@ -84,8 +84,7 @@ def planted(tmp_path_factory):
     for path, text in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
-    bench = root.parent / f"{root.name}-bench"
-    bench.mkdir()
+    bench = root.parent / f"{root.name}-bench"   # (write_jsonl makes it)
     write_jsonl(bench / "MbppPlus.jsonl", [{"task_id": "Mbpp/2", "prompt": '"""\nWrite a function to find the shared elements.\n"""\n',
                                             "entry_point": "similar_elements", "canonical_solution": MBPP_SOLUTION,
                                             "base_input": [[[3, 4], [4, 5]]], "plus_input": [], "atol": 0,
