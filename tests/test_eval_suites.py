@@ -11,9 +11,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-import eval as ev
 import eval_suites as es
-from conftest import cli, headline, jsonl, results, write_jsonl
+from conftest import cli, headline, jsonl, random_checkpoint, results, write_jsonl
 
 HOSTILE_PY = "import os\nos._exit(0)\n"  # a fake pass: exits 0 before any test ran
 
@@ -203,9 +202,7 @@ def test_sql_prompt_and_bird_comparison(tmp_path):
 # ----------------------------------------------------------------------------- generation
 
 def test_generation_path_writes_samples_and_scores_them(tmp_path, capsys, tok_dir):
-    from conftest import random_checkpoint
-    texts = [open(os.path.join(os.path.dirname(ev.__file__), f), encoding="utf-8").read() for f in ("eval_suites.py",)]
-    random_checkpoint(tmp_path / "tiny", texts, 384)
+    random_checkpoint(tmp_path / "tiny", [open(es.__file__, encoding="utf-8").read()], 384)
     problems = write_jsonl(tmp_path / "cruxeval.jsonl", CRUX)
     code, out, err = cli(capsys, "cruxeval", "--model", tmp_path / "tiny", "--problems", problems, "--limit", 1,
                          "--max-new-tokens", 4, "--out", tmp_path / "c.json")
