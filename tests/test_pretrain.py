@@ -48,10 +48,8 @@ def test_repo_pretrain_continues_with_new_rope(stage1, tok, tok_dir, tmp_path):
                                         seq_len=256, max_steps=3, batch_size=2, dtype="fp32", save_every=0,
                                         rope_theta=1e6)
     repo_pretrain.main(cfg)
-    with open(out / "config.json") as f:
-        conf = json.load(f)
-    with open(os.path.join(stage1, "config.json")) as f:
-        assert json.load(f)["rope_theta"] == 10000.0   # stage 1: the base the report starts from
+    conf = json.load(open(out / "config.json"))
+    assert json.load(open(os.path.join(stage1, "config.json")))["rope_theta"] == 10000.0   # stage 1: the report's base
     # shaped as the official checkpoints: the new base, the trained window, no YaRN (opt-in at inference)
     assert conf["rope_theta"] == 1e6 and conf["max_position_embeddings"] == 256 and conf["rope_scaling"] is None
     assert len(losses(out)) == 3 and jsonl(out / "metrics.jsonl")[0]["step"] == 1

@@ -161,8 +161,8 @@ def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
     from transformers import AutoTokenizer  # the output is an instruct checkpoint for the ecosystem too
     hf = AutoTokenizer.from_pretrained(cfg.out)
     assert hf.apply_chat_template(CONVERSATION)["input_ids"] == sft.render_chat(CONVERSATION, tok)[0]
-    with open(os.path.join(cfg.out, "generation_config.json")) as f:
-        assert json.load(f)["eos_token_id"] == [tok.special["<|im_end|>"], tok.eot_id]
+    assert json.load(open(os.path.join(cfg.out, "generation_config.json")))["eos_token_id"] == [
+        tok.special["<|im_end|>"], tok.eot_id]
     fine = jsonl(os.path.join(cfg.out, "metrics.jsonl"))
     assert len(fine) == 6
     capsys.readouterr()
