@@ -4,9 +4,8 @@ as the official harness runs it; offline, HumanEval translated into those langua
 In this order: the loader of the released humaneval-LANG.jsonl files, the instruct reply made a
 program, the programs a sample becomes and their verdicts in sandbox.py; then the translator of
 HumanEval's Python problems (types from annotations or tests, literals and signatures in three
-languages), the default without --problems. Paths are qwencoder-eval's (the evaluation folder of
-the public QwenLM/Qwen2.5-Coder repository). eval.py's `multipl-e` drives these functions; this
-file imports nothing of eval.py.
+languages), the default without --problems. eval.py's `multipl-e` drives it all; paths are
+qwencoder-eval's (the evaluation folder of the public QwenLM/Qwen2.5-Coder repository).
 """
 import ast
 import json
