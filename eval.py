@@ -116,7 +116,7 @@ def execute(programs, timeout):
 
 def cmd_humaneval(args):
     if args.plus:
-        return cmd_humaneval_plus(args)
+        return cmd_evalplus(args, "humaneval")
     problems = load_problems(args.problems)
     if args.samples:  # score existing completions: a drop-in for evaluate_functional_correctness
         samples = suite_samples(args, problems, "the problems file")
@@ -391,17 +391,13 @@ def need_problems(args, what, where):
         raise ValueError(f"eval.py {args.cmd} needs --problems FILE ({what}); download it from {where}.")
 
 
-def cmd_mbpp(args):
-    need_problems(args, "MbppPlus-v0.1.0.jsonl", "the evalplus/mbppplus_release GitHub releases")
-    return evalplus_command(args, "mbpp")
-
-
-def cmd_humaneval_plus(args):
-    need_problems(args, "HumanEvalPlus-v0.1.9.jsonl", "the evalplus/humanevalplus_release GitHub releases")
-    return evalplus_command(with_default_out(args, "humaneval_plus"), "humaneval")
-
-
-def evalplus_command(args, dataset):
+def cmd_evalplus(args, dataset="mbpp"):
+    """MBPP+, or HumanEval+ (`humaneval --plus`): EvalPlus's base and plus tests."""
+    if dataset == "humaneval":
+        need_problems(args, "HumanEvalPlus-v0.1.9.jsonl", "the evalplus/humanevalplus_release GitHub releases")
+        with_default_out(args, "humaneval_plus")
+    else:
+        need_problems(args, "MbppPlus-v0.1.0.jsonl", "the evalplus/mbppplus_release GitHub releases")
     problems = eval_suites.load_evalplus(args.problems)
     # the official prompts are HumanEval's for both datasets (eval_suites.py, EvalPlus)
     samples = suite_samples(args, problems, args.problems, lambda p, tok: humaneval_ids(p, tok, args.instruct),
@@ -561,7 +557,7 @@ def main(argv=None):
     s = command(sub, "loss", cmd_loss, "validation loss and bits per byte on held-out repos", 0, "files", batch_size=16)
     on_held_out(s)
     s.add_argument("--seq-len", type=int, default=1024)
-    s = command(sub, "mbpp", cmd_mbpp, "MBPP+ (EvalPlus): base and plus tests", 768, batch_size=16)
+    s = command(sub, "mbpp", cmd_evalplus, "MBPP+ (EvalPlus): base and plus tests", 768, batch_size=16)
     scored(s, 120.0)
     s = command(sub, "cruxeval", cmd_cruxeval, "CRUXEval output or input prediction, CoT", 1024, batch_size=16)
     scored(s, 3.0)
