@@ -505,10 +505,7 @@ def check_config(cfg):
 def main(cfg):
     """Pairs (built if missing) -> reference log-probs (once) -> trainer.train() with the DPO loss."""
     check_config(cfg)
-    cfg = replace(cfg, tokenizer=trainer.tokenizer_dir(cfg))
-    tok = trainer.load_tokenizer(cfg.tokenizer)
-    mc = trainer.model_config(cfg, tok)
-    d = trainer.setup_distributed()
+    cfg, tok, mc, d = trainer.start(cfg)
     try:
         path = cfg.pairs or os.path.join(cfg.out, "pairs.jsonl")
         if not cfg.pairs:

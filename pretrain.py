@@ -20,7 +20,7 @@ context. What this file adds to the shared loop is the stage's data and defaults
     python pretrain.py --model 32B --dry-run --world-size 64            # memory plan, no work
 """
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import trainer
 from data_fim import Mixture, PackedDataset, prepare
@@ -70,17 +70,14 @@ def main(cfg, level="file", overrides=None):
         return None
     if cfg.init and not os.path.isdir(cfg.init):
         raise Fatal(f"--init {cfg.init} is not a directory; pass a Hugging Face-format checkpoint directory.")
-    cfg = replace(cfg, tokenizer=trainer.tokenizer_dir(cfg))
-    tok = trainer.load_tokenizer(cfg.tokenizer)
     overrides = dict(overrides or {})
     if cfg.rope_theta or not cfg.init:
         overrides.setdefault("rope_theta", cfg.rope_theta or 10000.0)
-    mc = trainer.model_config(cfg, tok, **overrides)
-    if cfg.seq_len > mc.max_position_embeddings:
-        raise Fatal(f"--seq-len {cfg.seq_len} exceeds the model's max_position_embeddings "
-                    f"{mc.max_position_embeddings}; use a shorter --seq-len.")
-    d = trainer.setup_distributed()
+    cfg, tok, mc, d = trainer.start(cfg, **overrides)
     try:
+        if cfg.seq_len > mc.max_position_embeddings:
+            raise Fatal(f"--seq-len {cfg.seq_len} exceeds the model's max_position_embeddings "
+                        f"{mc.max_position_embeddings}; use a shorter --seq-len.")
         bf16 = trainer.use_bf16(cfg, d.device)
         train_data, val_data = load_data(cfg, tok, d, level)
         model = trainer.build_model(cfg, mc, d, bf16)

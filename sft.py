@@ -185,10 +185,7 @@ def main(cfg):
     if not os.path.isdir(cfg.init):
         raise trainer.Fatal(f"--init {cfg.init} is not a directory; SFT starts from a pretrained checkpoint "
                              "(run pretrain.py / repo_pretrain.py, or pass an official base model directory).")
-    cfg = replace(cfg, tokenizer=trainer.tokenizer_dir(cfg))
-    tok = trainer.load_tokenizer(cfg.tokenizer)
-    mc = trainer.model_config(cfg, tok)
-    d = trainer.setup_distributed()
+    cfg, tok, mc, d = trainer.start(cfg)
     try:
         paths = cfg.data
         if not paths:

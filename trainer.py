@@ -258,6 +258,13 @@ def model_config(cfg, tok, **overrides):
     return replace(mc, **overrides)
 
 
+def start(cfg, **overrides):
+    """A stage's first steps: (cfg with its tokenizer_dir, that tokenizer, the model's shape, the ranks)."""
+    cfg = replace(cfg, tokenizer=tokenizer_dir(cfg))
+    tok = load_tokenizer(cfg.tokenizer)
+    return cfg, tok, model_config(cfg, tok, **overrides), setup_distributed()
+
+
 def build_model(cfg, mc, d, bf16):
     """Meta device -> activation checkpointing -> compile -> FSDP2 -> real memory -> weights.
 
