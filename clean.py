@@ -31,7 +31,8 @@ Three streaming passes (memory: one repository per worker, the classifiers' samp
   2. once every shard's scan is in OUT/scan/: step 5 over all of them; then stream the kept files
 Sharding: repository k (in corpus order) belongs to shard k % N. All shards train the same
 classifiers and make the same duplicate decisions, so their parts together are exactly the
-one-machine corpus, whatever N and --workers (tested).
+one-machine corpus, whatever N and --workers (tested). One file past ~600 lines: the passes
+hand each other files of their own format (OUT/scan/*.npz), read and written here alone.
 """
 import argparse
 import ast
@@ -54,7 +55,7 @@ import numpy as np
 import classify
 import dedup
 from corpus import (AMBIGUOUS, SKIP_REASONS as FILE_REASONS, Repo, extension_language, file_text, is_clean_corpus,
-                    read_jsonl, repo_refs, shebang_language, unit_hash)
+                    repo_refs, shebang_language, unit_hash)
 
 REASONS = FILE_REASONS + ("low_quality", "contaminated", "near_duplicate")
 GRAMMARS = {"python": "python", "java": "java", "javascript": "javascript", "cpp": "cpp", "c": "cpp"}
@@ -300,10 +301,6 @@ def _init_worker(state):
     _WORKER.update(state)
 
 
-def _snippet(text, lines=4):
-    return "\n".join(text.splitlines()[:lines])[:300]
-
-
 def _scan(job):
     """Steps 1-4 and the dedup fingerprints of one repository's files (in a worker process)."""
     ordinal, name, source, files = job
@@ -321,7 +318,7 @@ def _scan(job):
             if how == "relabelled":
                 extra = {"extension": extension_language(path)}
             if quality and q < quality.threshold and lang in quality.languages:
-                reason, extra = "low_quality", {"snippet": _snippet(text)}
+                reason, extra = "low_quality", {"snippet": "\n".join(text.splitlines()[:4])[:300]}
             elif index is not None and (hit := index.first_hit(text)):
                 reason, extra = "contaminated", {"benchmark": hit[0], "problem": hit[1], "ngram": hit[2]}
             else:

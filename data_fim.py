@@ -2,8 +2,8 @@
 
 Qwen2.5-Coder report §3.2.1 (file-level fill-in-the-middle, Fig. 3) and §3.2.2 (repo-level
 pretraining, Fig. 4), on a corpus cleaned as §3.1 and §5 say (corpus.py reads it, clean.py
-cleans it; the names they share with this file are imported here, so `from data_fim import
-load_corpus, decontaminate, ...` keeps working). FIM itself follows Bavarian et al. 2022.
+cleans it). FIM itself follows Bavarian et al. 2022. One file past ~600 lines because prepare
+writes and PackedDataset reads one on-disk format (uint32 shards, DOC_INDEX, meta.json).
 
     python data_fim.py show --tokenizer DIR                        # FIM and repo-level examples
     python data_fim.py prepare --tokenizer DIR --out data/file     # clean + tokenize the built-in corpus
@@ -363,9 +363,9 @@ def epoch_order(n, seed, epoch):
     Stored: 4 bytes per row on every rank, computed once per epoch (seconds per 100M rows). 1 GiB
     is 268M rows, 2.2T tokens of the report's 8,192-token rows: 40% of its whole stage 1 (5.2T
     tokens), over a thousand times what this project's speedrun reads (~4M tokens on a CPU, ~2B
-    on 8 GPUs). A corpus that large wants a stateless keyed permutation (a Feistel
-    network over the row index) instead. numpy does not promise the same stream across versions:
-    resume a run with the numpy it started with."""
+    on 8 GPUs). A corpus that large wants a stateless keyed permutation (a Feistel network over
+    the row index) instead. numpy does not promise the same stream across versions: resume a run
+    with the numpy it started with."""
     order = np.random.default_rng([seed % 2**64, epoch]).permutation(n)   # seeds must be >= 0
     return order.astype(np.uint32) if n < 2**32 else order
 

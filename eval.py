@@ -116,7 +116,7 @@ def execute(programs, timeout):
 
 def cmd_humaneval(args):
     if args.plus:
-        return cmd_humaneval_plus(args)
+        return cmd_evalplus(args, "humaneval")
     problems = load_problems(args.problems)
     if args.samples:  # score existing completions: a drop-in for evaluate_functional_correctness
         samples = suite_samples(args, problems, "the problems file")
@@ -242,8 +242,7 @@ def complete_lines(args, model, tok, tasks, prompt):
     return complete_raw(args, model, tok, tasks, prompt, lambda payload: [LINE_DONE], first_line)
 
 
-# ----------------------------------------------------------------------------- infilling, repository, long context
-# Their tasks, prompts and scores are in eval_fim.py; here the model generates.
+# ----------------------------------------------------------------------------- fim, cceval, repo, needle (eval_fim.py)
 
 def cmd_fim(args):
     tasks, problems = eval_fim.load_fim(args.problems, args.limit)
@@ -327,10 +326,7 @@ def cmd_loss(args):
     return headline, rows, {"tokens": n_tok, "bytes": n_bytes, "files": len(docs)}
 
 
-# ----------------------------------------------------------------------------- the other families
-# MBPP+/HumanEval+, CRUXEval, MultiPL-E, Spider/BIRD, GSM8K/MATH: their substance (loaders, prompts,
-# stops, post-processing, scorers, offline defaults) is in eval_suites.py, eval_multiple.py and
-# eval_math.py; here the commands.
+# ----------------------------------------------------------------------------- the other families (eval_suites.py, ...)
 
 def suite_samples(args, problems, label, prompt_ids=None, stops=(), post=lambda payload, text: text):
     """[{task_id, completion}]: the lines of --samples (all of tasks in `problems`), or args.n
@@ -395,18 +391,13 @@ def need_problems(args, what, where):
         raise ValueError(f"eval.py {args.cmd} needs --problems FILE ({what}); download it from {where}.")
 
 
-def cmd_mbpp(args):
-    """MBPP+ (EvalPlus): base and plus tests."""
-    need_problems(args, "MbppPlus-v0.1.0.jsonl", "the evalplus/mbppplus_release GitHub releases")
-    return evalplus_command(args, "mbpp")
-
-
-def cmd_humaneval_plus(args):
-    need_problems(args, "HumanEvalPlus-v0.1.9.jsonl", "the evalplus/humanevalplus_release GitHub releases")
-    return evalplus_command(with_default_out(args, "humaneval_plus"), "humaneval")
-
-
-def evalplus_command(args, dataset):
+def cmd_evalplus(args, dataset="mbpp"):
+    """MBPP+, or HumanEval+ (`humaneval --plus`): EvalPlus's base and plus tests."""
+    if dataset == "humaneval":
+        need_problems(args, "HumanEvalPlus-v0.1.9.jsonl", "the evalplus/humanevalplus_release GitHub releases")
+        with_default_out(args, "humaneval_plus")
+    else:
+        need_problems(args, "MbppPlus-v0.1.0.jsonl", "the evalplus/mbppplus_release GitHub releases")
     problems = eval_suites.load_evalplus(args.problems)
     # the official prompts are HumanEval's for both datasets (eval_suites.py, EvalPlus)
     samples = suite_samples(args, problems, args.problems, lambda p, tok: humaneval_ids(p, tok, args.instruct),
@@ -566,7 +557,7 @@ def main(argv=None):
     s = command(sub, "loss", cmd_loss, "validation loss and bits per byte on held-out repos", 0, "files", batch_size=16)
     on_held_out(s)
     s.add_argument("--seq-len", type=int, default=1024)
-    s = command(sub, "mbpp", cmd_mbpp, "MBPP+ (EvalPlus): base and plus tests", 768, batch_size=16)
+    s = command(sub, "mbpp", cmd_evalplus, "MBPP+ (EvalPlus): base and plus tests", 768, batch_size=16)
     scored(s, 120.0)
     s = command(sub, "cruxeval", cmd_cruxeval, "CRUXEval output or input prediction, CoT", 1024, batch_size=16)
     scored(s, 3.0)

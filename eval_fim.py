@@ -8,9 +8,8 @@ pure functions; eval.py's `fim`, `cceval`, `repo` and `needle` load the model, g
     repo           ours: lines of held-out repositories in the Fig. 4 format, CrossCodeEval's metrics
     needle         Fig. 6: a function hidden at a depth of long code, to be repeated; a heatmap
 
-Paths are those of qwencoder-eval, the evaluation folder of the public QwenLM/Qwen2.5-Coder
-repository. Each score_* returns what eval.py prints and saves: (headline figures, table rows,
-the rest of the report). This file imports nothing of eval.py.
+Paths are qwencoder-eval's (the evaluation folder of the public QwenLM/Qwen2.5-Coder repository).
+Each score_* returns what eval.py prints and saves: (headline figures, table rows, the rest of the report).
 """
 import ast
 import collections

@@ -1,5 +1,5 @@
 """GSM8K and MATH final-answer accuracy (Qwen2.5-Coder report §6, Table 12), judged as Qwen's
-math harness judges them.
+math harness judges them. One file past ~600 lines: the grading worker runs this very file.
 
 qwencoder-eval (the Qwen2.5-Coder repository's evaluation folder) has no math benchmark; Qwen's
 math numbers come from the harness of the public QwenLM/Qwen2.5-Math repository, `evaluation/`

@@ -4,9 +4,8 @@ as the official harness runs it; offline, HumanEval translated into those langua
 In this order: the loader of the released humaneval-LANG.jsonl files, the instruct reply made a
 program, the programs a sample becomes and their verdicts in sandbox.py; then the translator of
 HumanEval's Python problems (types from annotations or tests, literals and signatures in three
-languages), the default without --problems. Paths are qwencoder-eval's (the evaluation folder of
-the public QwenLM/Qwen2.5-Coder repository). eval.py's `multipl-e` drives these functions; this
-file imports nothing of eval.py.
+languages), the default without --problems. eval.py's `multipl-e` drives it all; paths are
+qwencoder-eval's (the evaluation folder of the public QwenLM/Qwen2.5-Coder repository).
 """
 import ast
 import json
@@ -29,6 +28,7 @@ from eval_suites import run, verdict
 
 MULTIPLE_NEED = ("name", "prompt", "tests", "stop_tokens")
 MULTIPLE_LANGUAGES = {"cpp": "cpp", "java": "java", "js": "javascript"}
+MULTIPLE_STOPS = {"cpp": ["\n}"], "java": ["\n    }\n"], "js": ["\nfunction ", "\n/*", "\n//", "\nconsole.log"]}
 MULTIPLE_SYSTEM = "You are a helpful assistant."
 MULTIPLE_USER = ("Please continue to complete the function and return all completed code in a codeblock. "
                  "Here is the given code to do completion:\n```{language}\n{prompt}\n```")
@@ -229,7 +229,7 @@ def _value(v, t, lang):
     if k == "float" and isinstance(v, (int, float)) and not isinstance(v, bool):
         return {"cpp": f"({float(v)!r})", "java": f"({float(v)!r}f)", "js": repr(float(v))}[lang]
     if k == "str" and isinstance(v, str):
-        return json.dumps(v) if lang == "js" else f"({json.dumps(v)})" if lang == "cpp" else f"({json.dumps(v)})"
+        return json.dumps(v) if lang == "js" else f"({json.dumps(v)})"
     if k == "list" and isinstance(v, (list, tuple)):
         items = [_value(x, t[1], lang) for x in v]
         if lang == "js":
@@ -299,21 +299,17 @@ def translate_humaneval(problem, lang):
         prompt = comment("") + f"function {name}({', '.join(p for p, _ in params)}){{\n"
         test = ("const assert = require('node:assert');\n\n\nfunction test() {\n  let candidate = " + name + ";\n"
                 + "\n".join(tests) + "\n}\n\ntest();")
-        return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "js", "prompt": prompt,
-                "tests": test, "stop_tokens": ["\nfunction ", "\n/*", "\n//", "\nconsole.log"]}
-    if lang == "cpp":
+    elif lang == "cpp":
         sig = f"{_cpp_type(ret)} {name}({', '.join(f'{_cpp_type(t)} {p}' for p, t in params)}) {{\n"
         prompt = "#include<assert.h>\n#include<bits/stdc++.h>\n" + comment("") + sig
         test = "}\nint main() {\n    auto candidate = " + name + ";\n" + "\n".join(tests) + "\n}\n"
-        return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "cpp", "prompt": prompt,
-                "tests": test, "stop_tokens": ["\n}"]}
-    sig = (f"    public static {_java_type(ret)} {_camel(name)}("
-           + ", ".join(f"{_java_type(t)} {p}" for p, t in params) + ") {\n")
-    prompt = ("import java.util.*;\nimport java.lang.reflect.*;\nimport org.javatuples.*;\nimport java.security.*;\n"
-              "import java.math.*;\nimport java.io.*;\nimport java.util.stream.*;\nclass Problem {\n" + comment("    ") + sig)
-    test = "    }\n    public static void main(String[] args) {\n" + "\n".join(tests) + "\n    }\n\n}\n"
-    return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": "java", "prompt": prompt,
-            "tests": test, "stop_tokens": ["\n    }\n"]}
+    else:
+        sig = (f"    public static {_java_type(ret)} {_camel(name)}("
+               + ", ".join(f"{_java_type(t)} {p}" for p, t in params) + ") {\n")
+        prompt = "".join(s + "\n" for s in JAVA_IMPORTS) + "class Problem {\n" + comment("    ") + sig
+        test = "    }\n    public static void main(String[] args) {\n" + "\n".join(tests) + "\n    }\n\n}\n"
+    return {"name": f"{problem['task_id'].replace('/', '_')}_{name}", "language": lang, "prompt": prompt,
+            "tests": test, "stop_tokens": MULTIPLE_STOPS[lang]}
 
 
 def humaneval_multiple(lang, humaneval_problems):

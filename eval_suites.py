@@ -5,15 +5,12 @@
     SQL        Spider and BIRD execution accuracy (Fig. 12)
 
 Per family, in this order: the loader of the official release format, the prompt (base and
-instruct), stop strings and post-processing, the programs a sample becomes and how they are
-judged, and the offline default where one can be made honestly. First, what every family shares:
-the report's figures to compare with, the cut at stop strings, a sandbox verdict. The official
-harness is the `qwencoder-eval` folder of the public QwenLM/Qwen2.5-Coder repository; each
-constant names the file it comes from (paths below are relative to that folder unless another
-repository is named). Every program runs in sandbox.py. eval.py's subcommands `mbpp`,
-`humaneval --plus`, `cruxeval` and `sql` drive these functions; this file imports nothing of
-eval.py. MultiPL-E (Table 6) is eval_multiple.py; GSM8K and MATH (Table 12), judged by sympy,
-not programs, eval_math.py.
+instruct), stop strings and post-processing, the programs a sample becomes and how sandbox.py
+judges them, and the offline default where one can be made honestly; first, what every family
+shares: the report's figures, the cut at stop strings, a sandbox verdict. Each constant names its
+file in qwencoder-eval (the evaluation folder of the public QwenLM/Qwen2.5-Coder repository) unless
+another repository is named. eval.py's `mbpp`, `humaneval --plus`, `cruxeval` and `sql` drive
+these functions; MultiPL-E (Table 6) is eval_multiple.py, GSM8K and MATH (Table 12) eval_math.py.
 """
 import base64
 import collections

@@ -1,15 +1,15 @@
 """The Qwen2.5-Coder transformer (report §2, Table 1; YaRN long context §3.2.2) and its generation.
 
-A pre-norm decoder: RMSNorm, rotary embeddings (split halves, rope_theta 1e6; static YaRN
-only when asked, as the official checkpoints ship without it), grouped-query attention with q/k/v bias, SwiGLU MLP, tied or untied head.
-Parameter names equal Hugging Face's Qwen2ForCausalLM minus the leading `model.`, so an
-official checkpoint directory loads as is, and `save_pretrained` writes one transformers loads.
+A pre-norm decoder: RMSNorm, rotary embeddings (split halves, rope_theta 1e6; static YaRN only
+when asked, as the official checkpoints ship without it), grouped-query attention with q/k/v
+bias, SwiGLU MLP, tied or untied head. Parameter names are transformers' Qwen2ForCausalLM's minus
+`model.`: an official checkpoint directory loads as is; `save_pretrained` writes one transformers loads.
 
 Generation, the last part, is a small batched inference engine with nano-vLLM's split scaled
 down: `stream` schedules (continuous batching: a waiting prompt takes the slot a finished row
 frees), `KVCache` keeps every row's keys in preallocated per-slot rows, `_prefill` and `_decode`
-run the model. It lives here because `Transformer.generate` is its entry point and model.py
-imports nothing of the project; every stage that generates (eval, DPO pairs, chat) calls it.
+run the model. It lives here (so this file runs past ~600 lines) because `Transformer.generate`
+is its entry point and model.py imports nothing of the project; every stage that generates calls it.
 
     python model.py --name 32B                       # sizes and FLOPs of a config (built on meta)
     python model.py --load DIR --ids 750,15801,1445 --tokens 64   # greedy continuation of token ids
@@ -66,7 +66,8 @@ class ModelConfig:
 
     @classmethod
     def from_name(cls, name: str, **overrides):
-        """An official size (report Table 1, the config.json of each checkpoint) or a small CPU config; keyword overrides win (e.g. vocab_size)."""
+        """An official size (report Table 1, each checkpoint's config.json) or a small CPU config;
+        keyword overrides win (e.g. vocab_size)."""
         # name: (hidden, layers, q heads, kv heads, head_dim, intermediate, vocab rows, tied)
         table = {
             "tiny": (256, 4, 4, 2, 64, 768, 8192, True),         # ~5M params: tests, laptop runs

@@ -20,7 +20,7 @@ context. What this file adds to the shared loop is the stage's data and defaults
     python pretrain.py --model 32B --dry-run --world-size 64            # memory plan, no work
 """
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import trainer
 from data_fim import Mixture, PackedDataset, prepare
@@ -40,11 +40,8 @@ class PretrainConfig(trainer.TrainConfig):
 
 
 def load_data(cfg, tok, d, level="file"):
-    """Train/validation data; prepares the built-in corpus on first use.
-
-    --data DIR, or several weighted sources for the report's mixture (Table 3):
-    --data code:70 text:20 math:10 (directories, each prepared by data_fim.py). The
-    validation split is the first source's."""
+    """Train and validation data of --data (one directory, or `DIR:WEIGHT` sources mixed as Table 3;
+    validation from the first); prepares the built-in corpus on first use."""
     data = cfg.data or [os.path.join(os.path.dirname(cfg.out.rstrip("/")) or ".", f"data-{level}")]
     sources = [s.rsplit(":", 1) if ":" in s else (s, "1") for s in data]
     for path, _ in sources:
@@ -57,15 +54,12 @@ def load_data(cfg, tok, d, level="file"):
             print(f"preparing the built-in corpus into {path} ({level}-level) ...")
         trainer.build_once(os.path.join(path, "meta.json"),
                            lambda: prepare(tok, path, level=level, seq_len=cfg.seq_len), d)
-    try:
-        make = lambda path, split: PackedDataset(path, tok, cfg.seq_len, split=split, seed=cfg.seed,
-                                                 fim_rate=cfg.fim_rate, spm_rate=cfg.spm_rate,
-                                                 syntax_rate=cfg.syntax_rate)
+    make = lambda path, split: PackedDataset(path, tok, cfg.seq_len, split=split, seed=cfg.seed, fim_rate=cfg.fim_rate,
+                                             spm_rate=cfg.spm_rate, syntax_rate=cfg.syntax_rate)
+    with trainer.user_errors(prefix=f"--data {' '.join(data)}: "):
         train = [make(path, "train") for path, _ in sources]
         train = Mixture(train, [float(w) for _, w in sources]) if len(train) > 1 else train[0]
         return train, make(sources[0][0], "val")
-    except (FileNotFoundError, ValueError) as e:
-        raise Fatal(f"--data {' '.join(data)}: {e}") from None
 
 
 def main(cfg, level="file", overrides=None):
@@ -76,17 +70,14 @@ def main(cfg, level="file", overrides=None):
         return None
     if cfg.init and not os.path.isdir(cfg.init):
         raise Fatal(f"--init {cfg.init} is not a directory; pass a Hugging Face-format checkpoint directory.")
-    cfg = replace(cfg, tokenizer=trainer.tokenizer_dir(cfg))
-    tok = trainer.load_tokenizer(cfg.tokenizer)
     overrides = dict(overrides or {})
     if cfg.rope_theta or not cfg.init:
         overrides.setdefault("rope_theta", cfg.rope_theta or 10000.0)
-    mc = trainer.model_config(cfg, tok, **overrides)
-    if cfg.seq_len > mc.max_position_embeddings:
-        raise Fatal(f"--seq-len {cfg.seq_len} exceeds the model's max_position_embeddings "
-                    f"{mc.max_position_embeddings}; use a shorter --seq-len.")
-    d = trainer.setup_distributed()
+    cfg, tok, mc, d = trainer.start(cfg, **overrides)
     try:
+        if cfg.seq_len > mc.max_position_embeddings:
+            raise Fatal(f"--seq-len {cfg.seq_len} exceeds the model's max_position_embeddings "
+                        f"{mc.max_position_embeddings}; use a shorter --seq-len.")
         bf16 = trainer.use_bf16(cfg, d.device)
         train_data, val_data = load_data(cfg, tok, d, level)
         model = trainer.build_model(cfg, mc, d, bf16)

@@ -94,9 +94,9 @@ def stage_section(out, rows, charts):
         losses = [r["loss"] for r in recs]
         val = [r for r in recs if "val_loss" in r]
         tps = statistics.median(r["tokens_per_s"] for r in recs)
-        lines.append(f"| {title} | {section} | {recs[-1]['step']} | {losses[0]:.3f} | {losses[-1]:.3f} | "
-                     f"{val[-1]['val_loss']:.3f} | {tps:,.0f} |" if val else
-                     f"| {title} | {section} | {recs[-1]['step']} | {losses[0]:.3f} | {losses[-1]:.3f} | – | {tps:,.0f} |")
+        last_val = f"{val[-1]['val_loss']:.3f}" if val else "–"
+        lines.append(f"| {title} | {section} | {recs[-1]['step']} | {losses[0]:.3f} | {losses[-1]:.3f} | {last_val} | "
+                     f"{tps:,.0f} |")
         series = {"train loss (smoothed)": list(zip([r["step"] for r in recs], smooth(losses)))}
         if val:
             series["validation loss"] = [(r["step"], r["val_loss"]) for r in val]

@@ -114,15 +114,6 @@ class ChatDataset:
         return pad_batch([self.sample(g) for g in indices], self.tok.eot_id)
 
 
-def load_jsonl(path, what, parse=None):
-    """The lines of a .jsonl(.gz) file as parse(object) (data_fim.read_jsonl); a bad line is a
-    trainer.Fatal naming it."""
-    try:
-        return [row for _, row in read_jsonl(path, what, parse)]
-    except ValueError as e:
-        raise trainer.Fatal(str(e)) from None
-
-
 def _conversation(rec):
     if not isinstance(rec["messages"], list):  # like rec["messages"] itself, a TypeError: "fix that line"
         raise TypeError
@@ -135,7 +126,8 @@ def load_conversations(paths):
     for path in paths:
         if not os.path.isfile(path):
             raise trainer.Fatal(f"--data {path} does not exist; pass sft.jsonl files ({{\"messages\": [...]}} lines).")
-        records += load_jsonl(path, 'a {"messages": [...]} object', _conversation)
+        with trainer.user_errors():
+            records += [r for _, r in read_jsonl(path, 'a {"messages": [...]} object', _conversation)]
     return records
 
 
@@ -144,10 +136,8 @@ def prepare_rows(records, tok, seq_len, val_fraction=0.05):
     a cut reply teaches the model to stop mid-sentence), samples with nothing to train dropped."""
     train, val, counts = [], [], Counter()
     for rec in records:
-        try:
+        with trainer.user_errors():
             ids, mask = render_chat(rec["messages"], tok)
-        except ValueError as e:
-            raise trainer.Fatal(str(e)) from None
         if not any(mask[1:]):
             counts["dropped_no_assistant"] += 1
             continue
@@ -195,10 +185,7 @@ def main(cfg):
     if not os.path.isdir(cfg.init):
         raise trainer.Fatal(f"--init {cfg.init} is not a directory; SFT starts from a pretrained checkpoint "
                              "(run pretrain.py / repo_pretrain.py, or pass an official base model directory).")
-    cfg = replace(cfg, tokenizer=trainer.tokenizer_dir(cfg))
-    tok = trainer.load_tokenizer(cfg.tokenizer)
-    mc = trainer.model_config(cfg, tok)
-    d = trainer.setup_distributed()
+    cfg, tok, mc, d = trainer.start(cfg)
     try:
         paths = cfg.data
         if not paths:
@@ -254,12 +241,10 @@ class ChatConfig:
 
 def chat(cfg):
     """Interactive ChatML chat, the reply printed as it is generated."""
-    try:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with trainer.user_errors():
         model = Transformer.from_pretrained(cfg.model, device=device, dtype=inference_dtype(device, cfg.dtype))
         tok = Tokenizer.from_pretrained(cfg.model)
-    except (FileNotFoundError, ValueError) as e:
-        raise trainer.Fatal(str(e)) from None
     stops = [tok.special[t] for t in CHAT_STOPS]
     messages = [{"role": "system", "content": cfg.system}]
     while True:
@@ -287,12 +272,7 @@ def chat(cfg):
 
 # ----------------------------------------------------------------------------- CLI
 
-def synth(cfg):
-    """`sft.py synth`: sft_data.synth_main, an unreadable --inputs reported as one sentence."""
-    try:
-        return synth_main(cfg)
-    except (FileNotFoundError, ValueError) as e:
-        raise trainer.Fatal(str(e)) from None
+synth = trainer.user_errors()(synth_main)   # `sft.py synth`: an unreadable --inputs as one sentence
 
 
 if __name__ == "__main__":

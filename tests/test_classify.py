@@ -1,8 +1,6 @@
 """Tests for classify.py: the hashed n-gram features (against a plain-Python reimplementation),
 the linear model's training, language ID on held-out files, the quality rounds' cascade, and
 saving both classifiers.
-
-Run: python -m pytest tests/test_classify.py
 """
 import random
 

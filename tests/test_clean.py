@@ -1,8 +1,6 @@
 """Tests for clean.py: each step on a small planted corpus (language ID where the extension is
 missing, ambiguous or lies; quality rounds; exact and near duplicates; decontamination against
 benchmark files in their released schemas), and the same corpus whatever --workers and --shard.
-
-Run: python -m pytest tests/test_clean.py
 """
 import gzip
 import json
@@ -16,6 +14,7 @@ import pytest
 import clean as K
 import dedup
 from corpus import load_corpus, unit_hash
+from conftest import write_jsonl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -85,8 +84,7 @@ def planted(tmp_path_factory):
     for path, text in files.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
-    bench = root.parent / f"{root.name}-bench"
-    bench.mkdir()
+    bench = root.parent / f"{root.name}-bench"   # (write_jsonl makes it)
     write_jsonl(bench / "MbppPlus.jsonl", [{"task_id": "Mbpp/2", "prompt": '"""\nWrite a function to find the shared elements.\n"""\n',
                                             "entry_point": "similar_elements", "canonical_solution": MBPP_SOLUTION,
                                             "base_input": [[[3, 4], [4, 5]]], "plus_input": [], "atol": 0,
@@ -94,11 +92,6 @@ def planted(tmp_path_factory):
     write_jsonl(bench / "gsm8k-test.jsonl", [{"question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May.",
                                               "answer": "Natalia sold 48/2 = 24 clips in May.\n#### 72"}])
     return root, bench, where
-
-
-def write_jsonl(path, rows):
-    with open(path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
 
 
 def reasons(arrays, strings, repos, reason):

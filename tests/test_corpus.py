@@ -1,8 +1,6 @@
 """Tests for corpus.py: every kind of input read as repositories, the file rules and their counts,
 bad input (unreadable files, binary junk, huge lines, broken JSONL, truncated gzip) skipped and
 counted, never fatal; the system sources; the split by repository name.
-
-Run: python -m pytest tests/test_corpus.py
 """
 import gzip
 import json

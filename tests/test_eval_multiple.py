@@ -6,7 +6,7 @@ import pytest
 
 import eval as ev
 import eval_multiple as mp
-from test_eval_suites import cli, results, write_jsonl
+from conftest import cli, results, write_jsonl
 
 
 MULTIPLE = {  # humaneval-LANG.jsonl rows in MultiPL-E's format
@@ -86,9 +86,8 @@ def test_humaneval_translates_as_multiple(language):
     problems, skipped = mp.humaneval_multiple(language, ev.load_problems())
     assert len(problems) + skipped == 164 and len(problems) >= 110
     p = next(p for p in problems.values() if p["name"] == "HumanEval_53_add")
-    body = {"cpp": "    return x + y;", "java": "    return x + y;", "js": "  return x + y;\n}"}[language]
-    wrong = {"cpp": "    return x - y;", "java": "    return x - y;", "js": "  return x - y;\n}"}[language]
-    samples = [{"task_id": p["task_id"], "completion": c} for c in (body, wrong)]
+    indent, close = ("  ", "\n}") if language == "js" else ("    ", "")
+    samples = [{"task_id": p["task_id"], "completion": f"{indent}return x {op} y;{close}"} for op in "+-"]  # ok, wrong
     verdicts = mp.score_multiple(problems, samples, language)
     assert verdicts[0] == "passed" or not have_toolchain(language)  # without javatuples Java cannot compile
     assert verdicts[1] != "passed"

@@ -11,21 +11,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-import eval as ev
 import eval_suites as es
-from test_eval import cli
-
-
-def write_jsonl(path, rows):
-    with open(path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    return str(path)
-
-
-def results(samples_path):
-    with open(str(samples_path) + "_results.jsonl") as f:
-        return [json.loads(line) for line in f]
-
+from conftest import cli, headline, jsonl, random_checkpoint, results, write_jsonl
 
 HOSTILE_PY = "import os\nos._exit(0)\n"  # a fake pass: exits 0 before any test ran
 
@@ -62,7 +49,7 @@ def test_mbpp_scores_base_and_plus_as_evalplus(tmp_path, capsys):
     rows = results(samples)
     assert [r["passed"] for r in rows] == [True, False, False, True, True, False]
     assert [r["plus_passed"] for r in rows] == [True, False, False, True, False, False]
-    assert json.loads(out.strip().splitlines()[-1]) == {"pass@1": pytest.approx(0.5), "plus_pass@1": pytest.approx(1 / 3),
+    assert headline(out) == {"pass@1": pytest.approx(0.5), "plus_pass@1": pytest.approx(1 / 3),
                                                          "passed": 3, "plus_passed": 2}
 
 
@@ -141,7 +128,7 @@ def test_cruxeval_output_and_input_prediction(tmp_path, capsys):
     code, out, _ = cli(capsys, "cruxeval", "--task", "input", "--problems", problems, "--samples", in_samples,
                        "--out", tmp_path / "c.json")
     assert [r["passed"] for r in results(in_samples)] == [True, True, False, False]
-    assert json.loads(out.strip().splitlines()[-1])["pass@1"] == pytest.approx(2 / 3)  # mean of 1 and 1/3
+    assert headline(out)["pass@1"] == pytest.approx(2 / 3)  # mean of 1 and 1/3
 
 
 def test_cruxeval_answer_extraction_is_the_official_one():
@@ -215,25 +202,20 @@ def test_sql_prompt_and_bird_comparison(tmp_path):
 # ----------------------------------------------------------------------------- generation
 
 def test_generation_path_writes_samples_and_scores_them(tmp_path, capsys, tok_dir):
-    from conftest import random_checkpoint
-    texts = [open(os.path.join(os.path.dirname(ev.__file__), f), encoding="utf-8").read() for f in ("eval_suites.py",)]
-    random_checkpoint(tmp_path / "tiny", texts, 384)
+    random_checkpoint(tmp_path / "tiny", [open(es.__file__, encoding="utf-8").read()], 384)
     problems = write_jsonl(tmp_path / "cruxeval.jsonl", CRUX)
     code, out, err = cli(capsys, "cruxeval", "--model", tmp_path / "tiny", "--problems", problems, "--limit", 1,
                          "--max-new-tokens", 4, "--out", tmp_path / "c.json")
     assert code == 0, err
-    headline = json.loads(out.strip().splitlines()[-1])
-    assert set(headline) == {"pass@1"}
-    with open(tmp_path / "c.samples.jsonl") as f:
-        assert [json.loads(line)["task_id"] for line in f] == ["sample_0"]
+    assert set(headline(out)) == {"pass@1"}
+    assert [s["task_id"] for s in jsonl(tmp_path / "c.samples.jsonl")] == ["sample_0"]
     from test_eval_math import GSM8K
     gsm = write_jsonl(tmp_path / "gsm8k.jsonl", GSM8K)  # the few-shot base prompt, generated and judged
     code, out, err = cli(capsys, "math", "--model", tmp_path / "tiny", "--problems", gsm, "--limit", 1, "--shots", 2,
                          "--max-new-tokens", 4, "--out", tmp_path / "g.json")
     assert code == 0, err
-    assert set(json.loads(out.strip().splitlines()[-1])) == {"pass@1"}
-    with open(tmp_path / "g.samples.jsonl") as f:
-        assert [json.loads(line)["task_id"] for line in f] == ["0"]
+    assert set(headline(out)) == {"pass@1"}
+    assert [s["task_id"] for s in jsonl(tmp_path / "g.samples.jsonl")] == ["0"]
 
 
 def test_reported_figures_follow_the_checkpoint_named():

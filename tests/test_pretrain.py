@@ -12,7 +12,7 @@ import pretrain
 import repo_pretrain
 import trainer
 from model import ModelConfig, Transformer
-from conftest import losses, run_script, small
+from conftest import jsonl, losses, run_script, small
 from trainer import Fatal
 
 
@@ -21,8 +21,7 @@ def test_tiny_model_learns(stage1):
     assert len(ls) == 40
     # From ln(1024) ~ 6.9 to at least 0.7 nats lower (half the perplexity) in 40 tiny steps.
     assert sum(ls[-5:]) / 5 < ls[0] - 0.7, ls
-    with open(os.path.join(stage1, "metrics.jsonl")) as f:
-        rec = json.loads(f.readlines()[-1])
+    rec = jsonl(os.path.join(stage1, "metrics.jsonl"))[-1]
     assert {"step", "loss", "lr", "tokens_per_s", "val_loss"} <= rec.keys()
 
 
@@ -38,8 +37,6 @@ def test_checkpoint_loads_in_transformers(stage1, tok):
     assert os.path.exists(os.path.join(stage1, "vocab.json"))
 
 
-# ----------------------------------------------------------------------------- the optimizer step
-
 def test_repo_pretrain_continues_with_new_rope(stage1, tok, tok_dir, tmp_path):
     from conftest import SMALL_CORPUS
     from data_fim import prepare
@@ -51,15 +48,11 @@ def test_repo_pretrain_continues_with_new_rope(stage1, tok, tok_dir, tmp_path):
                                         seq_len=256, max_steps=3, batch_size=2, dtype="fp32", save_every=0,
                                         rope_theta=1e6)
     repo_pretrain.main(cfg)
-    with open(out / "config.json") as f:
-        conf = json.load(f)
-    with open(os.path.join(stage1, "config.json")) as f:
-        assert json.load(f)["rope_theta"] == 10000.0   # stage 1: the base the report starts from
+    conf = json.load(open(out / "config.json"))
+    assert json.load(open(os.path.join(stage1, "config.json")))["rope_theta"] == 10000.0   # stage 1: the report's base
     # shaped as the official checkpoints: the new base, the trained window, no YaRN (opt-in at inference)
     assert conf["rope_theta"] == 1e6 and conf["max_position_embeddings"] == 256 and conf["rope_scaling"] is None
-    assert len(losses(out)) == 3
-    with open(out / "metrics.jsonl") as f:
-        assert json.loads(f.readline())["step"] == 1
+    assert len(losses(out)) == 3 and jsonl(out / "metrics.jsonl")[0]["step"] == 1
     model = Transformer.from_pretrained(str(out), yarn=4)
     assert model.config.rope_scaling == {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 256}
 
@@ -102,11 +95,7 @@ def test_user_errors_are_one_sentence(stage1, tok_dir, file_data, tmp_path, caps
         pretrain.main(small(str(tmp_path / "nothing"), file_data, tmp_path / "d"))
     # A checkpoint whose vocabulary is smaller than the tokenizer's.
     narrow = tmp_path / "narrow"
-    with torch.device("meta"):
-        m = Transformer(ModelConfig.from_name("tiny", vocab_size=512))
-    m.to_empty(device="cpu")
-    m.init_weights()
-    m.save_pretrained(str(narrow))
+    Transformer(ModelConfig.from_name("tiny", vocab_size=512)).save_pretrained(str(narrow))
     with pytest.raises(Fatal, match="embedding rows"):
         pretrain.main(small(tok_dir, file_data, tmp_path / "e", init=str(narrow)))
     # A corrupt checkpoint on resume names the directory and the way out.

@@ -2,19 +2,16 @@
 
 The rendering oracle is the official Qwen2.5 tokenizer.json run by HF `tokenizers` on the
 text of Qwen2.5's chat template.
-Run: python -m pytest tests/test_sft.py
 """
 import json
 import os
 
 import pytest
-import tokenizers
 import torch
 
 import sft
 from model import Transformer
-from tokenizer import Tokenizer, official_files
-from conftest import random_checkpoint, run_script
+from conftest import jsonl, random_checkpoint, run_script, write_jsonl
 
 SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."  # the chat template's, copied
 CONVERSATION = [
@@ -28,16 +25,6 @@ CONVERSATION = [
 def template(messages):
     """Qwen2.5's ChatML text, written out by hand."""
     return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
-
-
-@pytest.fixture(scope="module")
-def qwen():
-    return Tokenizer.from_pretrained(official_files())
-
-
-@pytest.fixture(scope="module")
-def hf_qwen():
-    return tokenizers.Tokenizer.from_file(os.path.join(official_files(), "tokenizer.json"))
 
 
 def masked_runs(ids, mask):
@@ -154,8 +141,7 @@ def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
                for i in range(16)]
     records.append({"messages": [{"role": "user", "content": "hi " * 400},
                                  {"role": "assistant", "content": "too long"}]})
-    data = tmp_path / "sft.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    data = write_jsonl(tmp_path / "sft.jsonl", records)
     rows, _, counts = sft.prepare_rows(records, tok, seq_len=128, val_fraction=0.0)
     assert counts["dropped_too_long"] == 1 and counts["train"] == 16
 
@@ -175,9 +161,9 @@ def test_sft_steps_lower_the_loss_and_chat_answers(small, tmp_path, capsys):
     from transformers import AutoTokenizer  # the output is an instruct checkpoint for the ecosystem too
     hf = AutoTokenizer.from_pretrained(cfg.out)
     assert hf.apply_chat_template(CONVERSATION)["input_ids"] == sft.render_chat(CONVERSATION, tok)[0]
-    with open(os.path.join(cfg.out, "generation_config.json")) as f:
-        assert json.load(f)["eos_token_id"] == [tok.special["<|im_end|>"], tok.eot_id]
-    fine = [json.loads(line) for line in open(os.path.join(cfg.out, "metrics.jsonl"))]
+    assert json.load(open(os.path.join(cfg.out, "generation_config.json")))["eos_token_id"] == [
+        tok.special["<|im_end|>"], tok.eot_id]
+    fine = jsonl(os.path.join(cfg.out, "metrics.jsonl"))
     assert len(fine) == 6
     capsys.readouterr()
     messages = sft.chat(sft.ChatConfig(model=cfg.out, prompt="Add 3 and 4.", max_new_tokens=12))
@@ -196,8 +182,7 @@ def test_fine_phase_trains_on_the_top_scored_share(small, tmp_path, monkeypatch,
     records = [{"messages": [{"role": "user", "content": f"Add {i} and {i + 1}."},
                              {"role": "assistant", "content": f"```python\nprint({i} + {i + 1})\n```"}],
                 "score": sc} for i, sc in enumerate(scores)]
-    data = tmp_path / "sft.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    data = write_jsonl(tmp_path / "sft.jsonl", records)
     calls = []
 
     def train(cfg, model, train_data, val_data=None, **kw):   # what each phase would train on
@@ -221,8 +206,7 @@ def test_fine_phase_continues_the_coarse_model_with_its_settings(small, tmp_path
     records = [{"messages": [{"role": "user", "content": f"Add {i} and {i + 1}."},
                              {"role": "assistant", "content": f"```python\nprint({i} + {i + 1})\n```"}],
                 "score": i / 20} for i in range(20)]
-    data = tmp_path / "sft.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    data = write_jsonl(tmp_path / "sft.jsonl", records)
     calls = []
     monkeypatch.setattr(sft.trainer, "train", lambda cfg, model, train_data, val_data=None, **kw:
                         calls.append((model, train_data.fim_rate, val_data, kw)) or model)

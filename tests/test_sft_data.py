@@ -2,7 +2,6 @@
 
 Synthesis runs on the functions written below (good, wrong, crashing, doing I/O) and on a
 copy of a HumanEval solution, which decontamination must drop.
-Run: python -m pytest tests/test_sft_data.py
 """
 import json
 

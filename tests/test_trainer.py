@@ -15,11 +15,10 @@ import torch
 import pretrain
 import trainer
 from model import ModelConfig, Transformer, write_pretrained
-from conftest import losses, run_script, small
+from conftest import jsonl, losses, run_script, small
 from trainer import Fatal, TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 
 def test_lr_schedule_at_chosen_steps():
@@ -103,8 +102,7 @@ def test_train_steps_equal_clipped_adamw_written_out(tmp_path, grad_clip, warmup
                       warmup=warmup, min_lr_ratio=0.1, weight_decay=0.5, grad_clip=grad_clip, save_every=0,
                       log_every=1000, eval_every=1000)
     trainer.train(cfg, model, data, d=trainer.Dist())
-    with open(tmp_path / "metrics.jsonl") as f:
-        recs = [json.loads(line) for line in f]
+    recs = jsonl(tmp_path / "metrics.jsonl")
 
     named = list(ref.named_parameters())
     opt = torch.optim.AdamW([{"params": [p for n, p in named if not is_norm_or_bias(n)], "weight_decay": 0.5},
@@ -132,11 +130,12 @@ def test_train_steps_equal_clipped_adamw_written_out(tmp_path, grad_clip, warmup
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def run_cli(args, nproc=1):
-    cmd = [sys.executable, "pretrain.py"] if nproc == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "pretrain.py"]
-    r = subprocess.run(cmd + args, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+def run_cli(args, nproc=1, script="pretrain.py", timeout=600):
+    """`python SCRIPT ARGS` (under torchrun with nproc > 1) from the repository root; it must succeed."""
+    torchrun = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    r = subprocess.run([sys.executable, *torchrun, script, *args], cwd=ROOT, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-4000:]
     return r
 
 
@@ -172,8 +171,7 @@ def test_from_scratch_same_losses_for_any_world_size(tok_dir, file_data, tmp_pat
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert len(one) == len(two) == 3 and one[2] != one[0]
     assert max(abs(a - b) for a, b in zip(one, two)) <= 1e-4, (one, two)
-    with open(tmp_path / "two" / "metrics.jsonl") as f:
-        rec = json.loads(f.readline())
+    rec = jsonl(tmp_path / "two" / "metrics.jsonl")[0]
     fpt = Transformer.from_pretrained(str(tmp_path / "two")).config.flops_per_token(64)
     assert rec["mfu"] == pytest.approx(fpt * rec["tokens_per_s"] / (2 * 1e9))
 
@@ -222,10 +220,7 @@ def combos(tok_dir, file_data, tmp_path_factory):
     """Two gloo ranks from scratch, plain and with activation checkpointing, compile, both."""
     out = tmp_path_factory.mktemp("combos")
     (out / "combos.py").write_text(COMBOS)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        str(out / "combos.py"), ROOT, tok_dir, file_data, str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    run_cli([ROOT, tok_dir, file_data, str(out)], nproc=2, script=str(out / "combos.py"), timeout=900)
     return out
 
 
@@ -309,10 +304,7 @@ def test_ranks_outwait_rank0_preparation(tmp_path):
     """Rank 0 builds data for longer than the process group's timeout (3 s here, 10 minutes
     by default); the other rank waits it out on the long-timeout group."""
     (tmp_path / "prepare.py").write_text(PREPARE)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                        str(tmp_path / "prepare.py"), ROOT, str(tmp_path / "built")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    r = run_cli([ROOT, str(tmp_path / "built")], nproc=2, script=str(tmp_path / "prepare.py"), timeout=300)
     assert r.stdout.count("waited and sees 2 ranks") == 2
 
 
@@ -386,9 +378,7 @@ def test_gpu_training_is_bf16_on_ampere_or_newer(monkeypatch):
 def test_gpu_check_runs_its_cpu_mode():
     """bench/gpu_check.py's code paths (FSDP2 on 2 ranks and on 1, AC, compile, the profiled
     kernel check, the sharded save, generation) at tiny size on CPUs: the GPU figures need a GPU."""
-    r = subprocess.run([sys.executable, "bench/gpu_check.py", "--cpu", "--steps", "4"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = run_cli(["--cpu", "--steps", "4"], script="bench/gpu_check.py", timeout=900)
     assert "attention kernels in a training step: aten::_scaled_dot_product_flash_attention_for_cpu" in r.stdout
     assert "stops training" in r.stdout and "1 vs 2 ranks" in r.stdout and r.stdout.rstrip().endswith("PASSED")
 
@@ -460,7 +450,6 @@ def test_kill_during_save_keeps_previous_checkpoint(stage1, tok_dir, file_data, 
     assert "resumed from" in r.stdout and "step 2" in r.stdout
     assert len(losses(out)) == 6
     assert os.path.exists(out / "model.safetensors")
-
 
 
 def test_dry_run_32b_prints_exact_count(capsys, monkeypatch):
