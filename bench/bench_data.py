@@ -35,7 +35,6 @@ import time
 import numpy as np
 import torch
 
-import classify
 import clean
 import dedup
 from bench.common import peak_rss_mb, report, timeit
