@@ -149,7 +149,7 @@ def test_decontaminate_drops_humaneval_solution_only():
     repos = [Repo("r", [("leak.py", leaked), ("clean.py", clean)])]
     kept, dropped = dedup.decontaminate(repos)
     assert [p for p, _ in kept[0].files] == ["clean.py"]
-    assert [(d["path"], d["problem"]) for d in dropped] == [("leak.py", "HumanEval/0")]
+    assert [(d["repo"], d["path"], d["benchmark"], d["problem"]) for d in dropped] == [("r", "leak.py", "humaneval", "HumanEval/0")]
     assert dropped[0]["ngram"] in " ".join(leaked.split())
     # 9 shared words are not enough; a custom problem set works the same way
     nine = " ".join(problem["canonical_solution"].split()[:9])
