@@ -160,6 +160,24 @@ def write_atomic(path, content):
             f.write(content)
     os.replace(tmp, path)
 
+JOB_BYTES = 1 << 18  # a job of a pass: a run of one repository's files of about this many bytes
+
+
+def runs(files, limit=None):
+    """(index of the first file, files) of consecutive runs of about JOB_BYTES: the jobs of a pass.
+    Whole repositories make uneven jobs: the standard library's own (python/stdlib) is 37% of
+    the built-in corpus, and it comes last, so one worker would scan it while the others wait."""
+    limit, start, size = limit or JOB_BYTES, 0, 0
+    if not files:  # an empty repository, or None for a malformed line: still one job, which says so
+        yield 0, files
+        return
+    for k, (_, data) in enumerate(files):
+        size += len(data or b"")
+        if size >= limit or k == len(files) - 1:
+            yield start, files[start:k + 1]
+            start, size = k + 1, 0
+
+
 def ordered_map(fn, jobs, workers, initializer=None, initargs=(), window=4):
     """fn over jobs, results in job order, in `workers` processes with at most window x workers
     jobs in flight: memory holds a few repositories, never the corpus. workers <= 1: in here."""
@@ -226,9 +244,10 @@ def _sample(inputs, cfg, shard, workers=1):
             size[1] += ref.size if ordinal % shard[1] == shard[0] else 0
             if unit_hash(f"sample:{ref.name}") < cfg.sample:
                 try:
-                    yield ref.name, ref.read()[1], cfg
+                    files = ref.read()[1]
                 except ValueError:
                     continue
+                yield from ((ref.name, run, cfg) for _, run in runs(files))
     for items in ordered_map(_sample_items, jobs(), workers):
         for group, key, *rest in items:
             heap = heaps.setdefault(group, [])
@@ -303,11 +322,11 @@ def _init_worker(state):
 
 def _scan(job):
     """Steps 1-4 and the dedup fingerprints of one repository's files (in a worker process)."""
-    ordinal, name, source, files = job
+    ordinal, name, source, first, files = job
     cfg, lid, quality, index = (_WORKER[k] for k in ("cfg", "lid", "quality", "index"))
     rows = []
     if files is None:  # a malformed JSONL line
-        return ordinal, name, source, [("", 0, "malformed", "unknown", "none", 1.0, 0, None, None, None)]
+        return ordinal, name, source, first, [("", 0, "malformed", "unknown", "none", 1.0, 0, None, None, None)]
     for path, data in files:
         text, reason = file_text(data, cfg.max_bytes, cfg.max_line_length)
         size = len(data.encode("utf-8", "surrogatepass")) if isinstance(data, str) else len(data or b"")
@@ -325,7 +344,7 @@ def _scan(job):
                 sha = int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "little")
                 sig = dedup.minhash(text) if cfg.near_dedup else None
         rows.append((path, size, reason, lang, how, round(q, 4), sha, sig, extra, None))
-    return ordinal, name, source, rows
+    return ordinal, name, source, first, rows
 
 
 def _jobs(inputs, cfg, shard, progress):
@@ -337,7 +356,7 @@ def _jobs(inputs, cfg, shard, progress):
         except ValueError:
             name, files = None, None
         progress.add(ref.size)
-        yield ordinal, str(name or ref.name), ref.source, files
+        yield from ((ordinal, str(name or ref.name), ref.source, first, run) for first, run in runs(files))
 
 
 def _scan_shard(inputs, cfg, state, shard, workers, total, path, verbose):
@@ -345,10 +364,10 @@ def _scan_shard(inputs, cfg, state, shard, workers, total, path, verbose):
     progress = Progress(f"scan {shard[0]}/{shard[1]}", total, verbose)
     cols = {k: [] for k in ("ordinal", "index", "size", "reason", "quality", "sha")}
     sigs, text = [], {"paths": [], "languages": [], "how": [], "extra": {}, "repos": {}}
-    for ordinal, name, source, rows in ordered_map(_scan, _jobs(inputs, cfg, shard, progress), workers,
-                                                   _init_worker, (state,)):
+    for ordinal, name, source, first, rows in ordered_map(_scan, _jobs(inputs, cfg, shard, progress), workers,
+                                                          _init_worker, (state,)):
         text["repos"][ordinal] = [name, source]
-        for k, (p, size, reason, lang, how, q, sha, sig, extra, _) in enumerate(rows):
+        for k, (p, size, reason, lang, how, q, sha, sig, extra, _) in enumerate(rows, first):
             if extra:
                 text["extra"][len(text["paths"])] = extra
             for col, v in zip(cols, (ordinal, k, size, REASONS.index(reason) if reason else -1, q, sha)):

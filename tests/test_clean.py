@@ -223,6 +223,18 @@ def test_same_corpus_whatever_workers_or_shards(planted, cleaned, tmp_path):
     assert parts == whole and len(os.listdir(tmp_path / "sharded")) == 4  # 2 parts, meta.json, scan/
 
 
+def test_repositories_split_across_jobs_give_the_same_corpus(planted, cleaned, tmp_path, monkeypatch):
+    root, _, _ = planted
+    out, meta, cfg = cleaned
+    assert [len(r) for _, r in K.runs([("a", b"xx"), ("b", b"y"), ("c", b"zzz")], limit=2)] == [1, 2]
+    monkeypatch.setattr(K, "JOB_BYTES", 1)  # every file a job of its own: each repository is split
+    split = K.write_corpus(str(tmp_path / "split"), [str(root)], cfg, workers=2, verbose=False)
+    assert (tmp_path / "split" / "part-00000-of-00001.jsonl.gz").read_bytes() == \
+        (out / "part-00000-of-00001.jsonl.gz").read_bytes()
+    strip = lambda m: {k: v for k, v in m.items() if "seconds" not in k}
+    assert strip(split) == strip(meta)
+
+
 def test_rerun_resumes_and_refuses_other_settings(planted, cleaned):
     root, _, where = planted
     out, meta, cfg = cleaned
