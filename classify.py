@@ -83,7 +83,8 @@ class HashedLinear:
         z = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         for k, t in enumerate(texts):
             ids = self._encode(t, cache)[0] if cache is not None else features(t, self.limit, self.buckets)
-            z[k] = self.W[ids].sum(0) / np.sqrt(max(1, len(ids))) + self.b  # = weights @ W[distinct] + b
+            # = weights @ W[distinct] + b; take() gathers the same rows as W[ids], several times faster
+            z[k] = self.W.take(ids, axis=0).sum(0) / np.sqrt(max(1, len(ids))) + self.b
         z = np.exp(z - z.max(1, keepdims=True))
         return z / z.sum(1, keepdims=True)
 
@@ -96,7 +97,7 @@ class HashedLinear:
         for _ in range(epochs):
             for i in rng.permutation(len(bags)):
                 ids, w = bags[i]
-                rows = self.W[ids]  # a copy (the ids are distinct): gathered once, written back once
+                rows = self.W.take(ids, axis=0)  # a copy (the ids are distinct): gathered once, written back once
                 z = w @ rows + self.b
                 p = np.exp(z - z.max())
                 p /= p.sum()
