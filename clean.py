@@ -22,12 +22,14 @@ Each file goes through these steps; the first that rejects it names the count it
   5. over the whole corpus: exact copies ("duplicate"), then MinHash near-copies
      ("near_duplicate"); the first in corpus order stays
 
-Three streaming passes (memory: one repository per worker, the classifiers' samples, and
-~600 bytes per file for the duplicate decision; never the corpus):
-  0. sample, in --workers processes: per language, the 1,000 files whose path hashes lowest
-     teach language ID and the quality rounds (a uniform sample, the same whatever the sharding;
-     every shard reads it all) -> OUT/scan/classifiers.npz
-  1. scan, in --workers processes: steps 1-4 and a MinHash signature -> OUT/scan/scan-I-of-N.npz
+Three streaming passes in --workers processes, each job ~256 KB of a repository's files
+(memory: a few jobs per worker, the classifiers' samples, and ~600 bytes per file for the
+duplicate decision, ~1 KB while pass 0's fingerprints wait for the scan; never the corpus):
+  0. sample: per language, the 1,000 files whose path hashes lowest teach language ID and the
+     quality rounds (a uniform sample, the same whatever the sharding; every shard reads it all)
+     -> OUT/scan/classifiers.npz. Training is serial (SGD): the two classifiers train in two
+     workers while the others take what of the scan needs no classifier (step 4, the hashes)
+  1. scan: steps 1-4 and a MinHash signature -> OUT/scan/scan-I-of-N.npz
   2. once every shard's scan is in OUT/scan/: step 5 over all of them; then stream the kept files
 Sharding: repository k (in corpus order) belongs to shard k % N. All shards train the same
 classifiers and make the same duplicate decisions, so their parts together are exactly the
@@ -36,6 +38,7 @@ hand each other files of their own format (OUT/scan/*.npz), read and written her
 """
 import argparse
 import ast
+import gc
 import gzip
 import hashlib
 import heapq
@@ -46,7 +49,7 @@ import re
 import sys
 import time
 from collections import Counter, deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
@@ -160,6 +163,7 @@ def write_atomic(path, content):
             f.write(content)
     os.replace(tmp, path)
 
+
 JOB_BYTES = 1 << 18  # a job of a pass: a run of one repository's files of about this many bytes
 
 
@@ -167,32 +171,54 @@ def runs(files, limit=None):
     """(index of the first file, files) of consecutive runs of about JOB_BYTES: the jobs of a pass.
     Whole repositories make uneven jobs: the standard library's own (python/stdlib) is 37% of
     the built-in corpus, and it comes last, so one worker would scan it while the others wait."""
-    limit, start, size = limit or JOB_BYTES, 0, 0
-    if not files:  # an empty repository, or None for a malformed line: still one job, which says so
-        yield 0, files
-        return
-    for k, (_, data) in enumerate(files):
+    start, size = 0, 0
+    for k, (_, data) in enumerate(files or ()):
         size += len(data or b"")
-        if size >= limit or k == len(files) - 1:
+        if size >= (limit or JOB_BYTES) or k == len(files) - 1:
             yield start, files[start:k + 1]
             start, size = k + 1, 0
+    if not files:  # an empty repository, or None for a malformed line: still a job, which says so
+        yield 0, files
 
 
-def ordered_map(fn, jobs, workers, initializer=None, initargs=(), window=4):
-    """fn over jobs, results in job order, in `workers` processes with at most window x workers
-    jobs in flight: memory holds a few repositories, never the corpus. workers <= 1: in here."""
-    if workers <= 1:
-        if initializer:
+class Pool:
+    """Jobs in `workers` processes (fork where the OS has it: no re-import per worker), or in this
+    one for workers <= 1. map() yields results in job order with at most window x workers jobs
+    in flight: memory holds a few jobs, never the corpus. submit() starts a job beside them."""
+
+    def __init__(self, workers, initializer=None, initargs=()):
+        self.workers, self.executor = max(1, workers), None
+        # A pass allocates objects by the million (ast.parse: one per node), and each full
+        # collection would walk every object alive, torch's ~170k included: a third of the sample
+        # pass. Frozen, they are skipped, and forked workers do not copy their pages either.
+        gc.freeze()
+        if workers > 1:
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs)
+        elif initializer:
             initializer(*initargs)
-        yield from map(fn, jobs)
-        return
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)  # fork: no re-import per worker
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs) as pool:
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.executor:
+            self.executor.shutdown(cancel_futures=True)
+        gc.unfreeze()
+
+    def submit(self, fn, *args):
+        if self.executor:
+            return self.executor.submit(fn, *args)
+        done = Future()
+        done.set_result(fn(*args))
+        return done
+
+    def map(self, fn, jobs, window=4):
         pending = deque()
         for job in jobs:
-            pending.append(pool.submit(fn, job))
-            if len(pending) >= window * workers:
+            pending.append(self.submit(fn, job))
+            if len(pending) >= window * self.workers:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
@@ -232,7 +258,7 @@ def _sample_items(job):
     return items
 
 
-def _sample(inputs, cfg, shard, workers=1):
+def _sample(inputs, cfg, shard, pool):
     """Per language, the cfg.per_language files whose (repository, path) hash lowest -- a uniform
     sample in bounded memory, the same for every shard -- each with its seed label; and the
     bytes of the corpus and of this shard."""
@@ -248,7 +274,7 @@ def _sample(inputs, cfg, shard, workers=1):
                 except ValueError:
                     continue
                 yield from ((ref.name, run, cfg) for _, run in runs(files))
-    for items in ordered_map(_sample_items, jobs(), workers):
+    for items in pool.map(_sample_items, jobs()):
         for group, key, *rest in items:
             heap = heaps.setdefault(group, [])
             if len(heap) < cfg.per_language:
@@ -258,33 +284,38 @@ def _sample(inputs, cfg, shard, workers=1):
     return {g: sorted(h, reverse=True) for g, h in heaps.items()}, size[0], size[1]
 
 
-def train_classifiers(heaps, cfg):
-    """(LanguageID or None, QualityFilter or None, language-ID report) from the sample."""
+def train_language_id(heaps, cfg):
+    """LanguageID (or None) from the sample; its report adds the test on #! scripts."""
+    if not cfg.language_id:
+        return None
     usable = [(g, *item) for g, items in heaps.items() for item in items if item[3] is None]
-    lid = None
-    if cfg.language_id:  # labels: the extension's word only; #!-told files are the independent test
-        lid = classify.LanguageID.train([(text, g, unit_hash(f"holdout:{path}"))
-                                         for g, _, path, text, _, by_ext, _ in usable if by_ext], seed=cfg.seed)
-    report = dict(lid.report) if lid else {}
+    # labels: the extension's word only; #!-told files are the independent test
+    lid = classify.LanguageID.train([(text, g, unit_hash(f"holdout:{path}"))
+                                     for g, _, path, text, _, by_ext, _ in usable if by_ext], seed=cfg.seed)
     if lid:  # files whose #! line names the language: does the name (extension) or the text tell it?
         shebang = [(text.split("\n", 1)[-1], g, path) for g, _, path, text, _, by_ext, _ in usable
                    if text.startswith("#!") and g in lid.model.labels
                    and (not by_ext or unit_hash(f"holdout:{path}") < 0.2)]
         guess = lid.predict([t for t, _, _ in shebang])
-        report["shebang_files"] = len(shebang)
-        report["shebang_classifier_accuracy"] = round(sum(p == g for p, (_, g, _) in zip(guess, shebang))
-                                                      / max(1, len(shebang)), 4)
-        report["shebang_extension_accuracy"] = round(sum(extension_language(p) == g for _, g, p in shebang)
-                                                     / max(1, len(shebang)), 4)
-    quality = None
-    if cfg.quality_rounds:
-        items = [(g, *item) for g, its in heaps.items() for item in its]
-        seeds = [(text, g, label) for g, _, _, text, _, _, label in items if label]
-        pool = [(text, g) for g, _, _, text, reason, _, _ in items if reason is None]
-        quality = classify.QualityFilter.train(seeds, pool, cfg.quality_rounds, seed=cfg.seed)
-        quality.report["seeds"] = {f"{g}:{label}": n for (g, label), n in
-                                   sorted(Counter((g, label) for _, g, label in seeds).items())}
-    return lid, quality, report
+        lid.report["shebang_files"] = len(shebang)
+        lid.report["shebang_classifier_accuracy"] = round(sum(p == g for p, (_, g, _) in zip(guess, shebang))
+                                                          / max(1, len(shebang)), 4)
+        lid.report["shebang_extension_accuracy"] = round(sum(extension_language(p) == g for _, g, p in shebang)
+                                                         / max(1, len(shebang)), 4)
+    return lid
+
+
+def train_quality(heaps, cfg):
+    """QualityFilter (or None) from the sample: its seed labels, then cfg.quality_rounds rounds."""
+    if not cfg.quality_rounds:
+        return None
+    items = [(g, *item) for g, its in heaps.items() for item in its]
+    seeds = [(text, g, label) for g, _, _, text, _, _, label in items if label]
+    pool = [(text, g) for g, _, _, text, reason, _, _ in items if reason is None]
+    quality = classify.QualityFilter.train(seeds, pool, cfg.quality_rounds, seed=cfg.seed)
+    quality.report["seeds"] = {f"{g}:{label}": n for (g, label), n in
+                               sorted(Counter((g, label) for _, g, label in seeds).items())}
+    return quality
 
 
 def language_of(path, text, lid):
@@ -320,14 +351,34 @@ def _init_worker(state):
     _WORKER.update(state)
 
 
+def _fingerprint(text):
+    """The scan's steps that need no classifier: (the first benchmark n-gram text shares, or None;
+    its exact hash; its MinHash signature)."""
+    cfg, index = _WORKER["cfg"], _WORKER["index"]
+    if index is not None and (hit := index.first_hit(text)):
+        return hit, 0, None
+    sha = int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "little")
+    return None, sha, dedup.minhash(text) if cfg.near_dedup else None
+
+
+def _fingerprints(job):
+    """{(ordinal, index): (path, *_fingerprint)} of a run's usable files (in a worker, while the
+    classifiers train: most of the scan's work needs none, and the workers would wait)."""
+    ordinal, _, _, first, files, _ = job
+    cfg = _WORKER["cfg"]
+    texts = ((k, path, file_text(data, cfg.max_bytes, cfg.max_line_length))
+             for k, (path, data) in enumerate(files or (), first))
+    return {(ordinal, k): (path, *_fingerprint(text)) for k, path, (text, reason) in texts if reason is None}
+
+
 def _scan(job):
-    """Steps 1-4 and the dedup fingerprints of one repository's files (in a worker process)."""
-    ordinal, name, source, first, files = job
-    cfg, lid, quality, index = (_WORKER[k] for k in ("cfg", "lid", "quality", "index"))
+    """Steps 1-4 and the dedup fingerprints of a run of one repository's files (in a worker process)."""
+    ordinal, name, source, first, files, prints = job
+    cfg, lid, quality = (_WORKER[k] for k in ("cfg", "lid", "quality"))
     rows = []
     if files is None:  # a malformed JSONL line
         return ordinal, name, source, first, [("", 0, "malformed", "unknown", "none", 1.0, 0, None, None, None)]
-    for path, data in files:
+    for (path, data), fp in zip(files, prints):
         text, reason = file_text(data, cfg.max_bytes, cfg.max_line_length)
         size = len(data.encode("utf-8", "surrogatepass")) if isinstance(data, str) else len(data or b"")
         lang, how, q, sha, sig, extra = "unknown", "none", 1.0, 0, None, None
@@ -338,16 +389,18 @@ def _scan(job):
                 extra = {"extension": extension_language(path)}
             if quality and q < quality.threshold and lang in quality.languages:
                 reason, extra = "low_quality", {"snippet": "\n".join(text.splitlines()[:4])[:300]}
-            elif index is not None and (hit := index.first_hit(text)):
-                reason, extra = "contaminated", {"benchmark": hit[0], "problem": hit[1], "ngram": hit[2]}
-            else:
-                sha = int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "little")
-                sig = dedup.minhash(text) if cfg.near_dedup else None
+            else:  # made beside the training, unless the repository changed since (or nothing trained)
+                hit, sha, sig = fp[1:] if fp and fp[0] == path else _fingerprint(text)
+                if hit:
+                    reason, extra = "contaminated", {"benchmark": hit[0], "problem": hit[1], "ngram": hit[2]}
         rows.append((path, size, reason, lang, how, round(q, 4), sha, sig, extra, None))
     return ordinal, name, source, first, rows
 
 
-def _jobs(inputs, cfg, shard, progress):
+def _jobs(inputs, cfg, shard, progress, prints=None):
+    """This shard's runs of files: (ordinal, repository, source, index of its first file, files,
+    the fingerprints of those files taken from `prints`, None where it has none)."""
+    prints = prints or {}
     for ordinal, ref in repo_refs(inputs, cfg.source_mb):
         if ordinal % shard[1] != shard[0]:
             continue
@@ -356,26 +409,28 @@ def _jobs(inputs, cfg, shard, progress):
         except ValueError:
             name, files = None, None
         progress.add(ref.size)
-        yield from ((ordinal, str(name or ref.name), ref.source, first, run) for first, run in runs(files))
+        for first, run in runs(files):
+            yield (ordinal, str(name or ref.name), ref.source, first, run,
+                   [prints.pop((ordinal, k), None) for k in range(first, first + len(run or ()))])
 
 
-def _scan_shard(inputs, cfg, state, shard, workers, total, path, verbose):
+def _scan_shard(inputs, cfg, state, shard, workers, total, path, verbose, prints):
     """Scan this shard's repositories; save the rows to `path` (npz arrays + a JSON of strings)."""
     progress = Progress(f"scan {shard[0]}/{shard[1]}", total, verbose)
     cols = {k: [] for k in ("ordinal", "index", "size", "reason", "quality", "sha")}
     sigs, text = [], {"paths": [], "languages": [], "how": [], "extra": {}, "repos": {}}
-    for ordinal, name, source, first, rows in ordered_map(_scan, _jobs(inputs, cfg, shard, progress), workers,
-                                                          _init_worker, (state,)):
-        text["repos"][ordinal] = [name, source]
-        for k, (p, size, reason, lang, how, q, sha, sig, extra, _) in enumerate(rows, first):
-            if extra:
-                text["extra"][len(text["paths"])] = extra
-            for col, v in zip(cols, (ordinal, k, size, REASONS.index(reason) if reason else -1, q, sha)):
-                cols[col].append(v)
-            text["paths"].append(p)
-            text["languages"].append(lang)
-            text["how"].append(how)
-            sigs.append(sig if sig is not None else np.zeros(dedup.NUM_PERM, np.uint32))
+    with Pool(workers, _init_worker, (state,)) as pool:
+        for ordinal, name, source, first, rows in pool.map(_scan, _jobs(inputs, cfg, shard, progress, prints)):
+            text["repos"][ordinal] = [name, source]
+            for k, (p, size, reason, lang, how, q, sha, sig, extra, _) in enumerate(rows, first):
+                if extra:
+                    text["extra"][len(text["paths"])] = extra
+                for col, v in zip(cols, (ordinal, k, size, REASONS.index(reason) if reason else -1, q, sha)):
+                    cols[col].append(v)
+                text["paths"].append(p)
+                text["languages"].append(lang)
+                text["how"].append(how)
+                sigs.append(sig if sig is not None else np.zeros(dedup.NUM_PERM, np.uint32))
     dtypes = {"ordinal": np.int64, "index": np.int32, "size": np.int64, "reason": np.int8, "quality": np.float32,
               "sha": np.uint64}
     arrays = {k: np.array(v, dtype=dtypes[k]) for k, v in cols.items()}
@@ -489,23 +544,28 @@ def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait
         raise ValueError(f"{workdir} holds a scan made with other settings or inputs; delete it or choose another --out.")
     write_atomic(stamp, settings)
     t0, saved = time.time(), os.path.join(workdir, "classifiers.npz")
+    index, bench_info = dedup.benchmarks(cfg.decontaminate) if cfg.decontaminate else (None, {})
+    scan, prints = lambda i: os.path.join(workdir, f"scan-{i}-of-{shard[1]}.npz"), {}
     if os.path.exists(saved):  # a rerun: the classifiers are trained already; only the sizes are needed
         lid, quality = classify.load(saved)
-        report = lid.report if lid else {}
         sizes = [(o % shard[1] == shard[0], ref.size) for o, ref in repo_refs(inputs, cfg.source_mb)]
         total, mine = sum(s for _, s in sizes), sum(s for m, s in sizes if m)
     else:
-        heaps, total, mine = _sample(inputs, cfg, shard, workers)
-        lid, quality, report = train_classifiers(heaps, cfg)
-        if lid:
-            lid.report = report
+        with Pool(workers, _init_worker, ({"cfg": cfg, "index": index},)) as pool:
+            heaps, total, mine = _sample(inputs, cfg, shard, pool)
+            # the other workers would wait for the training: they take the scan's fingerprints
+            training = pool.submit(train_quality, heaps, cfg), pool.submit(train_language_id, heaps, cfg)
+            if workers > 1:
+                progress = Progress(f"fingerprints {shard[0]}/{shard[1]}", mine, verbose)
+                for part in pool.map(_fingerprints, _jobs(inputs, cfg, shard, progress)):
+                    prints.update(part)
+            quality, lid = (t.result() for t in training)
         write_atomic(saved, lambda path: classify.save(path, lid, quality))
         del heaps
-    index, bench_info = dedup.benchmarks(cfg.decontaminate) if cfg.decontaminate else (None, {})
-    scan = lambda i: os.path.join(workdir, f"scan-{i}-of-{shard[1]}.npz")
+    report = lid.report if lid else {}
     if not os.path.exists(scan(shard[0])):
         _scan_shard(inputs, cfg, {"cfg": cfg, "lid": lid, "quality": quality, "index": index}, shard, workers,
-                    mine, scan(shard[0]), verbose)
+                    mine, scan(shard[0]), verbose, prints)
     missing, waited = [i for i in range(shard[1]) if not os.path.exists(scan(i))], 0
     while missing:  # the other machines' scans: the duplicate decision needs all of them
         if waited == 0 and verbose:

@@ -113,8 +113,10 @@ def bench_memory(tmp):
 def bench_language_id(source_mb):
     """Train on the system sources' sample as clean.py does, then score held-out files."""
     cfg = clean.CleanConfig(source_mb=source_mb)
-    heaps, _, _ = clean._sample(["system"], cfg, (0, 1))
-    lid, _, rep = clean.train_classifiers(heaps, clean.CleanConfig(source_mb=source_mb, quality_rounds=0))
+    with clean.Pool(1) as pool:
+        heaps, _, _ = clean._sample(["system"], cfg, (0, 1), pool)
+    lid = clean.train_language_id(heaps, cfg)
+    rep = lid.report
     held = [(text, g) for g, items in heaps.items() for _, path, text, reason, by_ext, _ in items
             if reason is None and by_ext and g in lid.model.labels and unit_hash(f"holdout:{path}") < 0.2]
     rng, caught, verifiable, false = random.Random(0), 0, 0, 0

@@ -235,6 +235,19 @@ def test_repositories_split_across_jobs_give_the_same_corpus(planted, cleaned, t
     assert strip(split) == strip(meta)
 
 
+def test_fingerprints_taken_beside_the_training_reach_their_files(planted, monkeypatch):
+    """(The scan takes a fingerprint again where it has none: a lost one costs time, not output.)"""
+    cfg = K.CleanConfig(decontaminate=[])
+    monkeypatch.setattr(K, "JOB_BYTES", 2000)
+    monkeypatch.setattr(K, "_WORKER", {"cfg": cfg, "index": None})
+    jobs = lambda prints=None: K._jobs([str(planted[0])], cfg, (0, 1), K.Progress("", 1, False), prints)
+    prints = {key: fp for job in jobs() for key, fp in K._fingerprints(job).items()}
+    handed = [(path, data, fp) for *_, files, fps in jobs(prints) for (path, data), fp in zip(files, fps)]
+    assert not prints and sum(fp is not None for *_, fp in handed) > 100
+    assert all((fp is None) == (K.file_text(data)[1] is not None) and (fp is None or fp[0] == path)
+               for path, data, fp in handed)
+
+
 def test_rerun_resumes_and_refuses_other_settings(planted, cleaned):
     root, _, where = planted
     out, meta, cfg = cleaned
