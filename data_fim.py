@@ -54,10 +54,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from clean import (GRAMMARS, CleanConfig, Pool, add_arguments, clean, config_from, runs, summary,  # noqa: F401
-                   tree_sitter_parser, write_atomic)
+from clean import (GRAMMARS, CleanConfig, add_arguments, clean, config_from, summary, tree_sitter_parser,  # noqa: F401
+                   write_atomic)
 from dedup import decontaminate  # noqa: F401  (sft_data.py imports it from here)
-from corpus import Repo, load_corpus, read_jsonl, split_repos, unit_hash  # noqa: F401  (their importers use data_fim)
+from corpus import (Pool, Repo, load_corpus, read_jsonl, runs, split_repos,  # noqa: F401  (their importers use data_fim)
+                    unit_hash)
 from tokenizer import Tokenizer
 
 # ----------------------------------------------------------------------------- FIM formats (Fig. 3, Fig. 4)

@@ -38,7 +38,7 @@ import torch
 import clean
 import dedup
 from bench.common import peak_rss_mb, report, timeit
-from corpus import AMBIGUOUS, LANGUAGES, repo_refs, unit_hash
+from corpus import AMBIGUOUS, LANGUAGES, Pool, repo_refs, unit_hash
 from data_fim import PackedDataset, prepare
 from model import ModelConfig, Transformer
 from tokenizer import Tokenizer, official_files
@@ -113,7 +113,7 @@ def bench_memory(tmp):
 def bench_language_id(source_mb):
     """Train on the system sources' sample as clean.py does, then score held-out files."""
     cfg = clean.CleanConfig(source_mb=source_mb)
-    with clean.Pool(1) as pool:
+    with Pool(1) as pool:
         heaps, _, _ = clean._sample(["system"], cfg, (0, 1), pool)
     lid = clean.train_language_id(heaps, cfg)
     rep = lid.report

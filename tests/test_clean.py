@@ -12,6 +12,7 @@ import sys
 import pytest
 
 import clean as K
+import corpus
 import dedup
 from corpus import load_corpus, unit_hash
 from conftest import write_jsonl
@@ -226,8 +227,8 @@ def test_same_corpus_whatever_workers_or_shards(planted, cleaned, tmp_path):
 def test_repositories_split_across_jobs_give_the_same_corpus(planted, cleaned, tmp_path, monkeypatch):
     root, _, _ = planted
     out, meta, cfg = cleaned
-    assert [len(r) for _, r in K.runs([("a", b"xx"), ("b", b"y"), ("c", b"zzz")], limit=2)] == [1, 2]
-    monkeypatch.setattr(K, "JOB_BYTES", 1)  # every file a job of its own: each repository is split
+    assert [len(r) for _, r in corpus.runs([("a", b"xx"), ("b", b"y"), ("c", b"zzz")], limit=2)] == [1, 2]
+    monkeypatch.setattr(corpus, "JOB_BYTES", 1)  # every file a job of its own: each repository is split
     split = K.write_corpus(str(tmp_path / "split"), [str(root)], cfg, workers=2, verbose=False)
     assert (tmp_path / "split" / "part-00000-of-00001.jsonl.gz").read_bytes() == \
         (out / "part-00000-of-00001.jsonl.gz").read_bytes()
@@ -238,9 +239,9 @@ def test_repositories_split_across_jobs_give_the_same_corpus(planted, cleaned, t
 def test_fingerprints_taken_beside_the_training_reach_their_files(planted, monkeypatch):
     """(The scan takes a fingerprint again where it has none: a lost one costs time, not output.)"""
     cfg = K.CleanConfig(decontaminate=[])
-    monkeypatch.setattr(K, "JOB_BYTES", 2000)
+    monkeypatch.setattr(corpus, "JOB_BYTES", 2000)
     monkeypatch.setattr(K, "_WORKER", {"cfg": cfg, "index": None})
-    jobs = lambda prints=None: K._jobs([str(planted[0])], cfg, (0, 1), K.Progress("", 1, False), prints)
+    jobs = lambda prints=None: K._jobs([str(planted[0])], cfg, (0, 1), corpus.Progress("", 1, False), prints)
     prints = {key: fp for job in jobs() for key, fp in K._fingerprints(job).items()}
     handed = [(path, data, fp) for *_, files, fps in jobs(prints) for (path, data), fp in zip(files, fps)]
     assert not prints and sum(fp is not None for *_, fp in handed) > 100
