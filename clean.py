@@ -268,7 +268,16 @@ _WORKER = {}
 
 
 def _init_worker(state):
+    _WORKER.clear()  # (workers <= 1: this process, which may have cleaned another corpus before)
     _WORKER.update(state)
+
+
+def _classifiers():
+    """(LanguageID, QualityFilter), read from OUT/scan/classifiers.npz once per process: the
+    workers start before the training ends, and every shard uses that very file."""
+    if "lid" not in _WORKER:
+        _WORKER["lid"], _WORKER["quality"] = classify.load(_WORKER["classifiers"])
+    return _WORKER["lid"], _WORKER["quality"]
 
 
 def _fingerprint(text):
@@ -294,7 +303,7 @@ def _fingerprints(job):
 def _scan(job):
     """Steps 1-4 and the dedup fingerprints of a run of one repository's files (in a worker process)."""
     ordinal, name, source, first, files, prints = job
-    cfg, lid, quality = (_WORKER[k] for k in ("cfg", "lid", "quality"))
+    cfg, (lid, quality) = _WORKER["cfg"], _classifiers()
     rows = []
     if files is None:  # a malformed JSONL line
         return ordinal, name, source, first, [("", 0, "malformed", "unknown", "none", 1.0, 0, None, None, None)]
@@ -334,23 +343,22 @@ def _jobs(inputs, cfg, shard, progress, prints=None):
                    [prints.pop((ordinal, k), None) for k in range(first, first + len(run or ()))])
 
 
-def _scan_shard(inputs, cfg, state, shard, workers, total, path, verbose, prints):
+def _scan_shard(inputs, cfg, shard, pool, total, path, verbose, prints):
     """Scan this shard's repositories; save the rows to `path` (npz arrays + a JSON of strings)."""
     progress = Progress(f"scan {shard[0]}/{shard[1]}", total, verbose)
     cols = {k: [] for k in ("ordinal", "index", "size", "reason", "quality", "sha")}
     sigs, text = [], {"paths": [], "languages": [], "how": [], "extra": {}, "repos": {}}
-    with Pool(workers, _init_worker, (state,)) as pool:
-        for ordinal, name, source, first, rows in pool.map(_scan, _jobs(inputs, cfg, shard, progress, prints)):
-            text["repos"][ordinal] = [name, source]
-            for k, (p, size, reason, lang, how, q, sha, sig, extra, _) in enumerate(rows, first):
-                if extra:
-                    text["extra"][len(text["paths"])] = extra
-                for col, v in zip(cols, (ordinal, k, size, REASONS.index(reason) if reason else -1, q, sha)):
-                    cols[col].append(v)
-                text["paths"].append(p)
-                text["languages"].append(lang)
-                text["how"].append(how)
-                sigs.append(sig if sig is not None else np.zeros(dedup.NUM_PERM, np.uint32))
+    for ordinal, name, source, first, rows in pool.map(_scan, _jobs(inputs, cfg, shard, progress, prints)):
+        text["repos"][ordinal] = [name, source]
+        for k, (p, size, reason, lang, how, q, sha, sig, extra, _) in enumerate(rows, first):
+            if extra:
+                text["extra"][len(text["paths"])] = extra
+            for col, v in zip(cols, (ordinal, k, size, REASONS.index(reason) if reason else -1, q, sha)):
+                cols[col].append(v)
+            text["paths"].append(p)
+            text["languages"].append(lang)
+            text["how"].append(how)
+            sigs.append(sig if sig is not None else np.zeros(dedup.NUM_PERM, np.uint32))
     dtypes = {"ordinal": np.int64, "index": np.int32, "size": np.int64, "reason": np.int8, "quality": np.float32,
               "sha": np.uint64}
     arrays = {k: np.array(v, dtype=dtypes[k]) for k, v in cols.items()}
@@ -466,12 +474,13 @@ def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait
     t0, saved = time.time(), os.path.join(workdir, "classifiers.npz")
     index, bench_info = dedup.benchmarks(cfg.decontaminate) if cfg.decontaminate else (None, {})
     scan, prints = lambda i: os.path.join(workdir, f"scan-{i}-of-{shard[1]}.npz"), {}
-    if os.path.exists(saved):  # a rerun: the classifiers are trained already; only the sizes are needed
-        lid, quality = classify.load(saved)
-        sizes = [(o % shard[1] == shard[0], ref.size) for o, ref in repo_refs(inputs, cfg.source_mb)]
-        total, mine = sum(s for _, s in sizes), sum(s for m, s in sizes if m)
-    else:
-        with Pool(workers, _init_worker, ({"cfg": cfg, "index": index},)) as pool:
+    # one pool for both passes: the workers start once, and read the classifiers once trained
+    with Pool(workers, _init_worker, ({"cfg": cfg, "index": index, "classifiers": saved},)) as pool:
+        if os.path.exists(saved):  # a rerun: the classifiers are trained already; only the sizes are needed
+            lid, quality = classify.load(saved)
+            sizes = [(o % shard[1] == shard[0], ref.size) for o, ref in repo_refs(inputs, cfg.source_mb)]
+            total, mine = sum(s for _, s in sizes), sum(s for m, s in sizes if m)
+        else:
             heaps, total, mine = _sample(inputs, cfg, shard, pool)
             # the other workers would wait for the training: they take the scan's fingerprints
             training = pool.submit(train_quality, heaps, cfg), pool.submit(train_language_id, heaps, cfg)
@@ -480,12 +489,11 @@ def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait
                 for part in pool.map(_fingerprints, _jobs(inputs, cfg, shard, progress)):
                     prints.update(part)
             quality, lid = (t.result() for t in training)
-        write_atomic(saved, lambda path: classify.save(path, lid, quality))
-        del heaps
+            write_atomic(saved, lambda path: classify.save(path, lid, quality))
+            del heaps
+        if not os.path.exists(scan(shard[0])):
+            _scan_shard(inputs, cfg, shard, pool, mine, scan(shard[0]), verbose, prints)
     report = lid.report if lid else {}
-    if not os.path.exists(scan(shard[0])):
-        _scan_shard(inputs, cfg, {"cfg": cfg, "lid": lid, "quality": quality, "index": index}, shard, workers,
-                    mine, scan(shard[0]), verbose, prints)
     missing, waited = [i for i in range(shard[1]) if not os.path.exists(scan(i))], 0
     while missing:  # the other machines' scans: the duplicate decision needs all of them
         if waited == 0 and verbose:
