@@ -216,15 +216,17 @@ def _tree_refs(root, source, prefix, bare=False, extensions=CODE_EXTENSIONS, ski
 
 
 def _stdlib_refs():
+    """Listed as they are read (a generator): a pass's workers start on the first package while
+    the rest is still being listed."""
     root = sysconfig.get_paths()["stdlib"]
-    refs, modules = [], []
+    modules = []
     for entry in sorted(os.listdir(root)):
         path = os.path.join(root, entry)
         if os.path.isfile(os.path.join(path, "__init__.py")) and entry not in STDLIB_EXCLUDE:
-            refs.append(_ref(f"python/{entry}", "stdlib", [(f"{entry}/{r}", p, s) for r, p, s in _walk(path)]))
+            yield _ref(f"python/{entry}", "stdlib", [(f"{entry}/{r}", p, s) for r, p, s in _walk(path)])
         elif entry.endswith(".py") and os.path.isfile(path):
             modules.append((entry, path, os.path.getsize(path)))
-    return refs + [_ref("python/stdlib", "stdlib", modules)]
+    yield _ref("python/stdlib", "stdlib", modules)
 
 
 def _zip_refs(path, source, depth=3):
