@@ -53,7 +53,7 @@ def features(data, limit=LANGUAGE_BYTES, buckets=BUCKETS):
                 break
             h = h[:len(b) - n + 1] * _PRIME + b[n - 1:]
             ids.append(_mix(h + np.uint64(n)) % np.uint64(buckets))
-    return np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, dtype=np.int64)
+    return np.concatenate(ids).astype(np.int32) if ids else np.zeros(0, dtype=np.int32)  # int32: sorts faster
 
 
 class HashedLinear:
@@ -83,7 +83,8 @@ class HashedLinear:
         z = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         for k, t in enumerate(texts):
             ids = self._encode(t, cache)[0] if cache is not None else features(t, self.limit, self.buckets)
-            z[k] = self.W[ids].sum(0) / np.sqrt(max(1, len(ids))) + self.b  # = weights @ W[distinct] + b
+            # = weights @ W[distinct] + b; take() gathers the same rows as W[ids], several times faster
+            z[k] = self.W.take(ids, axis=0).sum(0) / np.sqrt(max(1, len(ids))) + self.b
         z = np.exp(z - z.max(1, keepdims=True))
         return z / z.sum(1, keepdims=True)
 
@@ -96,14 +97,16 @@ class HashedLinear:
         for _ in range(epochs):
             for i in rng.permutation(len(bags)):
                 ids, w = bags[i]
-                z = w @ self.W[ids] + self.b
+                rows = self.W.take(ids, axis=0)  # a copy (the ids are distinct): gathered once, written back once
+                z = w @ rows + self.b
                 p = np.exp(z - z.max())
                 p /= p.sum()
                 p[y[i]] -= 1  # d(cross-entropy)/d(logits)
                 rate = lr * (1 - step / total)
                 step += 1
-                self.W[ids] -= rate * np.outer(w, p).astype(np.float32)
-                self.b -= rate * p.astype(np.float32)
+                rows -= rate * (w[:, None] * p)  # float32 throughout: rate is a Python float
+                self.W[ids] = rows
+                self.b -= rate * p
         return self
 
     def state(self):

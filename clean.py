@@ -22,12 +22,14 @@ Each file goes through these steps; the first that rejects it names the count it
   5. over the whole corpus: exact copies ("duplicate"), then MinHash near-copies
      ("near_duplicate"); the first in corpus order stays
 
-Three streaming passes (memory: one repository per worker, the classifiers' samples, and
-~600 bytes per file for the duplicate decision; never the corpus):
-  0. sample, in --workers processes: per language, the 1,000 files whose path hashes lowest
-     teach language ID and the quality rounds (a uniform sample, the same whatever the sharding;
-     every shard reads it all) -> OUT/scan/classifiers.npz
-  1. scan, in --workers processes: steps 1-4 and a MinHash signature -> OUT/scan/scan-I-of-N.npz
+Three streaming passes in --workers processes, each job ~256 KB of a repository's files
+(memory: a few jobs per worker, the classifiers' samples, and ~600 bytes per file for the
+duplicate decision, ~1 KB while pass 0's fingerprints wait for the scan; never the corpus):
+  0. sample: per language, the 1,000 files whose path hashes lowest teach language ID and the
+     quality rounds (a uniform sample, the same whatever the sharding; every shard reads it all)
+     -> OUT/scan/classifiers.npz. Training is serial (SGD): the two classifiers train in two
+     workers while the others take what of the scan needs no classifier (step 4, the hashes)
+  1. scan: steps 1-4 and a MinHash signature -> OUT/scan/scan-I-of-N.npz
   2. once every shard's scan is in OUT/scan/: step 5 over all of them; then stream the kept files
 Sharding: repository k (in corpus order) belongs to shard k % N. All shards train the same
 classifiers and make the same duplicate decisions, so their parts together are exactly the
@@ -40,13 +42,11 @@ import gzip
 import hashlib
 import heapq
 import json
-import multiprocessing
 import os
 import re
 import sys
 import time
-from collections import Counter, deque
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
@@ -54,8 +54,8 @@ import numpy as np
 
 import classify
 import dedup
-from corpus import (AMBIGUOUS, SKIP_REASONS as FILE_REASONS, Repo, extension_language, file_text, is_clean_corpus,
-                    repo_refs, shebang_language, unit_hash)
+from corpus import (AMBIGUOUS, SKIP_REASONS as FILE_REASONS, Pool, Progress, Repo, extension_language, file_text,
+                    is_clean_corpus, repo_refs, runs, shebang_language, unit_hash)
 
 REASONS = FILE_REASONS + ("low_quality", "contaminated", "near_duplicate")
 GRAMMARS = {"python": "python", "java": "java", "javascript": "javascript", "cpp": "cpp", "c": "cpp"}
@@ -146,7 +146,7 @@ def seed_label(text, language, reason):
     return "good" if len(lines) >= 10 and documented else None
 
 
-# ----------------------------------------------------------------------------- parallel map, shared files
+# ----------------------------------------------------------------------------- shared files
 
 def write_atomic(path, content):
     """Write content (text, or a function that writes a given path) to a temporary file, then
@@ -159,42 +159,6 @@ def write_atomic(path, content):
         with open(tmp, "w") as f:
             f.write(content)
     os.replace(tmp, path)
-
-def ordered_map(fn, jobs, workers, initializer=None, initargs=(), window=4):
-    """fn over jobs, results in job order, in `workers` processes with at most window x workers
-    jobs in flight: memory holds a few repositories, never the corpus. workers <= 1: in here."""
-    if workers <= 1:
-        if initializer:
-            initializer(*initargs)
-        yield from map(fn, jobs)
-        return
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)  # fork: no re-import per worker
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs) as pool:
-        pending = deque()
-        for job in jobs:
-            pending.append(pool.submit(fn, job))
-            if len(pending) >= window * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-class Progress:
-    """One line of MB done, MB/s and ETA, at most once a second (rewritten in place on a terminal)."""
-
-    def __init__(self, what, total, verbose):
-        self.what, self.total, self.verbose, self.done, self.t0, self.last = what, total, verbose, 0, time.time(), 0
-
-    def add(self, n):
-        self.done += n
-        now = time.time()
-        if self.verbose and (now - self.last > 1 or self.done >= self.total) and now > self.t0 + 0.5:
-            self.last, rate = now, self.done / max(1e-9, now - self.t0)
-            eta = (self.total - self.done) / rate if rate else 0
-            print(f"  {self.what}: {self.done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB, {rate / 1e6:.2f} MB/s, "
-                  f"ETA {int(eta) // 60}:{int(eta) % 60:02d}", file=sys.stderr, flush=True,
-                  end="\r" if sys.stderr.isatty() and self.done < self.total else "\n")
 
 
 # ----------------------------------------------------------------------------- pass 0: the classifiers' sample
@@ -214,7 +178,7 @@ def _sample_items(job):
     return items
 
 
-def _sample(inputs, cfg, shard, workers=1):
+def _sample(inputs, cfg, shard, pool):
     """Per language, the cfg.per_language files whose (repository, path) hash lowest -- a uniform
     sample in bounded memory, the same for every shard -- each with its seed label; and the
     bytes of the corpus and of this shard."""
@@ -226,10 +190,11 @@ def _sample(inputs, cfg, shard, workers=1):
             size[1] += ref.size if ordinal % shard[1] == shard[0] else 0
             if unit_hash(f"sample:{ref.name}") < cfg.sample:
                 try:
-                    yield ref.name, ref.read()[1], cfg
+                    files = ref.read()[1]
                 except ValueError:
                     continue
-    for items in ordered_map(_sample_items, jobs(), workers):
+                yield from ((ref.name, run, cfg) for _, run in runs(files))
+    for items in pool.map(_sample_items, jobs()):
         for group, key, *rest in items:
             heap = heaps.setdefault(group, [])
             if len(heap) < cfg.per_language:
@@ -239,33 +204,38 @@ def _sample(inputs, cfg, shard, workers=1):
     return {g: sorted(h, reverse=True) for g, h in heaps.items()}, size[0], size[1]
 
 
-def train_classifiers(heaps, cfg):
-    """(LanguageID or None, QualityFilter or None, language-ID report) from the sample."""
+def train_language_id(heaps, cfg):
+    """LanguageID (or None) from the sample; its report adds the test on #! scripts."""
+    if not cfg.language_id:
+        return None
     usable = [(g, *item) for g, items in heaps.items() for item in items if item[3] is None]
-    lid = None
-    if cfg.language_id:  # labels: the extension's word only; #!-told files are the independent test
-        lid = classify.LanguageID.train([(text, g, unit_hash(f"holdout:{path}"))
-                                         for g, _, path, text, _, by_ext, _ in usable if by_ext], seed=cfg.seed)
-    report = dict(lid.report) if lid else {}
+    # labels: the extension's word only; #!-told files are the independent test
+    lid = classify.LanguageID.train([(text, g, unit_hash(f"holdout:{path}"))
+                                     for g, _, path, text, _, by_ext, _ in usable if by_ext], seed=cfg.seed)
     if lid:  # files whose #! line names the language: does the name (extension) or the text tell it?
         shebang = [(text.split("\n", 1)[-1], g, path) for g, _, path, text, _, by_ext, _ in usable
                    if text.startswith("#!") and g in lid.model.labels
                    and (not by_ext or unit_hash(f"holdout:{path}") < 0.2)]
         guess = lid.predict([t for t, _, _ in shebang])
-        report["shebang_files"] = len(shebang)
-        report["shebang_classifier_accuracy"] = round(sum(p == g for p, (_, g, _) in zip(guess, shebang))
-                                                      / max(1, len(shebang)), 4)
-        report["shebang_extension_accuracy"] = round(sum(extension_language(p) == g for _, g, p in shebang)
-                                                     / max(1, len(shebang)), 4)
-    quality = None
-    if cfg.quality_rounds:
-        items = [(g, *item) for g, its in heaps.items() for item in its]
-        seeds = [(text, g, label) for g, _, _, text, _, _, label in items if label]
-        pool = [(text, g) for g, _, _, text, reason, _, _ in items if reason is None]
-        quality = classify.QualityFilter.train(seeds, pool, cfg.quality_rounds, seed=cfg.seed)
-        quality.report["seeds"] = {f"{g}:{label}": n for (g, label), n in
-                                   sorted(Counter((g, label) for _, g, label in seeds).items())}
-    return lid, quality, report
+        lid.report["shebang_files"] = len(shebang)
+        lid.report["shebang_classifier_accuracy"] = round(sum(p == g for p, (_, g, _) in zip(guess, shebang))
+                                                          / max(1, len(shebang)), 4)
+        lid.report["shebang_extension_accuracy"] = round(sum(extension_language(p) == g for _, g, p in shebang)
+                                                         / max(1, len(shebang)), 4)
+    return lid
+
+
+def train_quality(heaps, cfg):
+    """QualityFilter (or None) from the sample: its seed labels, then cfg.quality_rounds rounds."""
+    if not cfg.quality_rounds:
+        return None
+    items = [(g, *item) for g, its in heaps.items() for item in its]
+    seeds = [(text, g, label) for g, _, _, text, _, _, label in items if label]
+    pool = [(text, g) for g, _, _, text, reason, _, _ in items if reason is None]
+    quality = classify.QualityFilter.train(seeds, pool, cfg.quality_rounds, seed=cfg.seed)
+    quality.report["seeds"] = {f"{g}:{label}": n for (g, label), n in
+                               sorted(Counter((g, label) for _, g, label in seeds).items())}
+    return quality
 
 
 def language_of(path, text, lid):
@@ -298,17 +268,46 @@ _WORKER = {}
 
 
 def _init_worker(state):
+    _WORKER.clear()  # (workers <= 1: this process, which may have cleaned another corpus before)
     _WORKER.update(state)
 
 
+def _classifiers():
+    """(LanguageID, QualityFilter), read from OUT/scan/classifiers.npz once per process: the
+    workers start before the training ends, and every shard uses that very file."""
+    if "lid" not in _WORKER:
+        _WORKER["lid"], _WORKER["quality"] = classify.load(_WORKER["classifiers"])
+    return _WORKER["lid"], _WORKER["quality"]
+
+
+def _fingerprint(text):
+    """The scan's steps that need no classifier: (the first benchmark n-gram text shares, or None;
+    its exact hash; its MinHash signature)."""
+    cfg, index = _WORKER["cfg"], _WORKER["index"]
+    if index is not None and (hit := index.first_hit(text)):
+        return hit, 0, None
+    sha = int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "little")
+    return None, sha, dedup.minhash(text) if cfg.near_dedup else None
+
+
+def _fingerprints(job):
+    """{(ordinal, index): (path, *_fingerprint)} of a run's usable files (in a worker, while the
+    classifiers train: most of the scan's work needs none, and the workers would wait)."""
+    ordinal, _, _, first, files, _ = job
+    cfg = _WORKER["cfg"]
+    texts = ((k, path, file_text(data, cfg.max_bytes, cfg.max_line_length))
+             for k, (path, data) in enumerate(files or (), first))
+    return {(ordinal, k): (path, *_fingerprint(text)) for k, path, (text, reason) in texts if reason is None}
+
+
 def _scan(job):
-    """Steps 1-4 and the dedup fingerprints of one repository's files (in a worker process)."""
-    ordinal, name, source, files = job
-    cfg, lid, quality, index = (_WORKER[k] for k in ("cfg", "lid", "quality", "index"))
+    """Steps 1-4 and the dedup fingerprints of a run of one repository's files (in a worker process)."""
+    ordinal, name, source, first, files, prints = job
+    cfg, (lid, quality) = _WORKER["cfg"], _classifiers()
     rows = []
     if files is None:  # a malformed JSONL line
-        return ordinal, name, source, [("", 0, "malformed", "unknown", "none", 1.0, 0, None, None, None)]
-    for path, data in files:
+        return ordinal, name, source, first, [("", 0, "malformed", "unknown", "none", 1.0, 0, None, None, None)]
+    for (path, data), fp in zip(files, prints):
         text, reason = file_text(data, cfg.max_bytes, cfg.max_line_length)
         size = len(data.encode("utf-8", "surrogatepass")) if isinstance(data, str) else len(data or b"")
         lang, how, q, sha, sig, extra = "unknown", "none", 1.0, 0, None, None
@@ -319,16 +318,18 @@ def _scan(job):
                 extra = {"extension": extension_language(path)}
             if quality and q < quality.threshold and lang in quality.languages:
                 reason, extra = "low_quality", {"snippet": "\n".join(text.splitlines()[:4])[:300]}
-            elif index is not None and (hit := index.first_hit(text)):
-                reason, extra = "contaminated", {"benchmark": hit[0], "problem": hit[1], "ngram": hit[2]}
-            else:
-                sha = int.from_bytes(hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:8], "little")
-                sig = dedup.minhash(text) if cfg.near_dedup else None
+            else:  # made beside the training, unless the repository changed since (or nothing trained)
+                hit, sha, sig = fp[1:] if fp and fp[0] == path else _fingerprint(text)
+                if hit:
+                    reason, extra = "contaminated", {"benchmark": hit[0], "problem": hit[1], "ngram": hit[2]}
         rows.append((path, size, reason, lang, how, round(q, 4), sha, sig, extra, None))
-    return ordinal, name, source, rows
+    return ordinal, name, source, first, rows
 
 
-def _jobs(inputs, cfg, shard, progress):
+def _jobs(inputs, cfg, shard, progress, prints=None):
+    """This shard's runs of files: (ordinal, repository, source, index of its first file, files,
+    the fingerprints of those files taken from `prints`, None where it has none)."""
+    prints = prints or {}
     for ordinal, ref in repo_refs(inputs, cfg.source_mb):
         if ordinal % shard[1] != shard[0]:
             continue
@@ -337,18 +338,19 @@ def _jobs(inputs, cfg, shard, progress):
         except ValueError:
             name, files = None, None
         progress.add(ref.size)
-        yield ordinal, str(name or ref.name), ref.source, files
+        for first, run in runs(files):
+            yield (ordinal, str(name or ref.name), ref.source, first, run,
+                   [prints.pop((ordinal, k), None) for k in range(first, first + len(run or ()))])
 
 
-def _scan_shard(inputs, cfg, state, shard, workers, total, path, verbose):
+def _scan_shard(inputs, cfg, shard, pool, total, path, verbose, prints):
     """Scan this shard's repositories; save the rows to `path` (npz arrays + a JSON of strings)."""
     progress = Progress(f"scan {shard[0]}/{shard[1]}", total, verbose)
     cols = {k: [] for k in ("ordinal", "index", "size", "reason", "quality", "sha")}
     sigs, text = [], {"paths": [], "languages": [], "how": [], "extra": {}, "repos": {}}
-    for ordinal, name, source, rows in ordered_map(_scan, _jobs(inputs, cfg, shard, progress), workers,
-                                                   _init_worker, (state,)):
+    for ordinal, name, source, first, rows in pool.map(_scan, _jobs(inputs, cfg, shard, progress, prints)):
         text["repos"][ordinal] = [name, source]
-        for k, (p, size, reason, lang, how, q, sha, sig, extra, _) in enumerate(rows):
+        for k, (p, size, reason, lang, how, q, sha, sig, extra, _) in enumerate(rows, first):
             if extra:
                 text["extra"][len(text["paths"])] = extra
             for col, v in zip(cols, (ordinal, k, size, REASONS.index(reason) if reason else -1, q, sha)):
@@ -470,23 +472,28 @@ def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait
         raise ValueError(f"{workdir} holds a scan made with other settings or inputs; delete it or choose another --out.")
     write_atomic(stamp, settings)
     t0, saved = time.time(), os.path.join(workdir, "classifiers.npz")
-    if os.path.exists(saved):  # a rerun: the classifiers are trained already; only the sizes are needed
-        lid, quality = classify.load(saved)
-        report = lid.report if lid else {}
-        sizes = [(o % shard[1] == shard[0], ref.size) for o, ref in repo_refs(inputs, cfg.source_mb)]
-        total, mine = sum(s for _, s in sizes), sum(s for m, s in sizes if m)
-    else:
-        heaps, total, mine = _sample(inputs, cfg, shard, workers)
-        lid, quality, report = train_classifiers(heaps, cfg)
-        if lid:
-            lid.report = report
-        write_atomic(saved, lambda path: classify.save(path, lid, quality))
-        del heaps
     index, bench_info = dedup.benchmarks(cfg.decontaminate) if cfg.decontaminate else (None, {})
-    scan = lambda i: os.path.join(workdir, f"scan-{i}-of-{shard[1]}.npz")
-    if not os.path.exists(scan(shard[0])):
-        _scan_shard(inputs, cfg, {"cfg": cfg, "lid": lid, "quality": quality, "index": index}, shard, workers,
-                    mine, scan(shard[0]), verbose)
+    scan, prints = lambda i: os.path.join(workdir, f"scan-{i}-of-{shard[1]}.npz"), {}
+    # one pool for both passes: the workers start once, and read the classifiers once trained
+    with Pool(workers, _init_worker, ({"cfg": cfg, "index": index, "classifiers": saved},)) as pool:
+        if os.path.exists(saved):  # a rerun: the classifiers are trained already; only the sizes are needed
+            lid, quality = classify.load(saved)
+            sizes = [(o % shard[1] == shard[0], ref.size) for o, ref in repo_refs(inputs, cfg.source_mb)]
+            total, mine = sum(s for _, s in sizes), sum(s for m, s in sizes if m)
+        else:
+            heaps, total, mine = _sample(inputs, cfg, shard, pool)
+            # the other workers would wait for the training: they take the scan's fingerprints
+            training = pool.submit(train_quality, heaps, cfg), pool.submit(train_language_id, heaps, cfg)
+            if workers > 1:
+                progress = Progress(f"fingerprints {shard[0]}/{shard[1]}", mine, verbose)
+                for part in pool.map(_fingerprints, _jobs(inputs, cfg, shard, progress)):
+                    prints.update(part)
+            quality, lid = (t.result() for t in training)
+            write_atomic(saved, lambda path: classify.save(path, lid, quality))
+            del heaps
+        if not os.path.exists(scan(shard[0])):
+            _scan_shard(inputs, cfg, shard, pool, mine, scan(shard[0]), verbose, prints)
+    report = lid.report if lid else {}
     missing, waited = [i for i in range(shard[1]) if not os.path.exists(scan(i))], 0
     while missing:  # the other machines' scans: the duplicate decision needs all of them
         if waited == 0 and verbose:

@@ -20,19 +20,27 @@ File rules (StarCoder's and The Stack's, and why): a file is skipped, and counte
 unreadable, huge, binary, not UTF-8, empty, has a line longer than 1,000 characters
 (minified or data), carries a generator's banner in its first five lines, or repeats an earlier
 file byte for byte. Bad input is never fatal: a broken JSONL line is one more count.
+
+Passes over the corpus (clean.py's, data_fim.py's tokenizing) cut each repository's files into
+runs of ~256 KB (runs) and map a function over them in --workers processes (Pool): in corpus
+order, a few jobs in flight, so memory never holds the corpus.
 """
 import argparse
+import gc
 import glob
 import gzip
 import hashlib
 import heapq
 import json
+import multiprocessing
 import os
 import re
 import sys
 import sysconfig
+import time
 import zipfile
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -208,15 +216,17 @@ def _tree_refs(root, source, prefix, bare=False, extensions=CODE_EXTENSIONS, ski
 
 
 def _stdlib_refs():
+    """Listed as they are read (a generator): a pass's workers start on the first package while
+    the rest is still being listed."""
     root = sysconfig.get_paths()["stdlib"]
-    refs, modules = [], []
+    modules = []
     for entry in sorted(os.listdir(root)):
         path = os.path.join(root, entry)
         if os.path.isfile(os.path.join(path, "__init__.py")) and entry not in STDLIB_EXCLUDE:
-            refs.append(_ref(f"python/{entry}", "stdlib", [(f"{entry}/{r}", p, s) for r, p, s in _walk(path)]))
+            yield _ref(f"python/{entry}", "stdlib", [(f"{entry}/{r}", p, s) for r, p, s in _walk(path)])
         elif entry.endswith(".py") and os.path.isfile(path):
             modules.append((entry, path, os.path.getsize(path)))
-    return refs + [_ref("python/stdlib", "stdlib", modules)]
+    yield _ref("python/stdlib", "stdlib", modules)
 
 
 def _zip_refs(path, source, depth=3):
@@ -330,6 +340,85 @@ def sources(inputs, source_mb=24):
 def repo_refs(inputs, source_mb=24):
     """Every RepoRef of inputs, in the corpus order, with its ordinal: (ordinal, ref)."""
     return enumerate(ref for _, refs in sources(inputs, source_mb) for ref in refs)
+
+
+# ----------------------------------------------------------------------------- passes: jobs in worker processes
+
+JOB_BYTES = 1 << 18  # a job of a pass: a run of one repository's files of about this many bytes
+
+
+def runs(files, limit=None):
+    """(index of the first file, files) of consecutive runs of about JOB_BYTES: the jobs of a pass.
+    Whole repositories make uneven jobs: the standard library's own (python/stdlib) is 37% of
+    the built-in corpus, and it comes last, so one worker would scan it while the others wait."""
+    start, size = 0, 0
+    for k, (_, data) in enumerate(files or ()):
+        size += len(data or b"")
+        if size >= (limit or JOB_BYTES) or k == len(files) - 1:
+            yield start, files[start:k + 1]
+            start, size = k + 1, 0
+    if not files:  # an empty repository, or None for a malformed line: still a job, which says so
+        yield 0, files
+
+
+class Pool:
+    """Jobs in `workers` processes (fork where the OS has it: no re-import per worker), or in this
+    one for workers <= 1. map() yields results in job order with at most window x workers jobs
+    in flight: memory holds a few jobs, never the corpus. submit() starts a job beside them."""
+
+    def __init__(self, workers, initializer=None, initargs=()):
+        self.workers, self.executor = max(1, workers), None
+        # A pass allocates objects by the million (ast.parse: one per node), and each full
+        # collection would walk every object alive, torch's ~170k included: a third of clean.py's
+        # sample pass. Frozen, they are skipped, and forked workers do not copy their pages either.
+        gc.freeze()
+        if workers > 1:
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs)
+        elif initializer:
+            initializer(*initargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.executor:
+            self.executor.shutdown(cancel_futures=True)
+        gc.unfreeze()
+
+    def submit(self, fn, *args):
+        if self.executor:
+            return self.executor.submit(fn, *args)
+        done = Future()
+        done.set_result(fn(*args))
+        return done
+
+    def map(self, fn, jobs, window=4):
+        pending = deque()
+        for job in jobs:
+            pending.append(self.submit(fn, job))
+            if len(pending) >= window * self.workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+class Progress:
+    """One line of MB done, MB/s and ETA, at most once a second (rewritten in place on a terminal)."""
+
+    def __init__(self, what, total, verbose):
+        self.what, self.total, self.verbose, self.done, self.t0, self.last = what, total, verbose, 0, time.time(), 0
+
+    def add(self, n):
+        self.done += n
+        now = time.time()
+        if self.verbose and (now - self.last > 1 or self.done >= self.total) and now > self.t0 + 0.5:
+            self.last, rate = now, self.done / max(1e-9, now - self.t0)
+            eta = (self.total - self.done) / rate if rate else 0
+            print(f"  {self.what}: {self.done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB, {rate / 1e6:.2f} MB/s, "
+                  f"ETA {int(eta) // 60}:{int(eta) % 60:02d}", file=sys.stderr, flush=True,
+                  end="\r" if sys.stderr.isatty() and self.done < self.total else "\n")
 
 
 # ----------------------------------------------------------------------------- file rules

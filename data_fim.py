@@ -54,10 +54,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from clean import (GRAMMARS, CleanConfig, add_arguments, clean, config_from, ordered_map, summary,  # noqa: F401
-                   tree_sitter_parser, write_atomic)
+from clean import (GRAMMARS, CleanConfig, add_arguments, clean, config_from, summary, tree_sitter_parser,  # noqa: F401
+                   write_atomic)
 from dedup import decontaminate  # noqa: F401  (sft_data.py imports it from here)
-from corpus import Repo, load_corpus, read_jsonl, split_repos, unit_hash  # noqa: F401  (their importers use data_fim)
+from corpus import (Pool, Repo, load_corpus, read_jsonl, runs, split_repos,  # noqa: F401  (their importers use data_fim)
+                    unit_hash)
 from tokenizer import Tokenizer
 
 # ----------------------------------------------------------------------------- FIM formats (Fig. 3, Fig. 4)
@@ -242,9 +243,10 @@ def _init_tokenize(tok, level, seq_len, languages):
 
 
 def _tokenize(job):
-    """One repository's documents as (uint32 ids ending in <|endoftext|>, language id, quality);
-    a repo-level document takes its last file's language (the FIM target) and its files' mean quality."""
-    _, split, repo = job
+    """A repository's (or at level "file", a run of its files') documents as (uint32 ids ending in
+    <|endoftext|>, language id, quality); a repo-level document takes its last file's language
+    (the FIM target) and its files' mean quality."""
+    first, split, repo = job
     tok, languages = _TOKENIZE["tok"], _TOKENIZE["languages"]
     langs = repo.languages or ["unknown"] * len(repo.files)
     quality = repo.quality or [1.0] * len(repo.files)
@@ -254,8 +256,9 @@ def _tokenize(job):
     else:
         docs = _repo_documents(tok, repo, _TOKENIZE["seq_len"])
         q = [sum(quality) / len(quality)] * len(repo.files)
-    return split, len(repo.files), [(np.asarray(ids + [tok.eot_id], dtype=np.uint32),
-                                     languages.index(langs[k]) if langs[k] in languages else -1, q[k]) for ids, k in docs]
+    return first, split, len(repo.files), [(np.asarray(ids + [tok.eot_id], dtype=np.uint32),
+                                            languages.index(langs[k]) if langs[k] in languages else -1, q[k])
+                                           for ids, k in docs]
 
 
 class _Writer:
@@ -330,12 +333,20 @@ def prepare(tokenizer, out_dir, inputs=None, level="file", seq_len=1024, *, val_
     tag = "" if shard[1] == 1 else f"{shard[0]}of{shard[1]}-"
     writers = {s: _Writer(out_dir, f"{s}_{tag}", shard_tokens) for s in ("train", "val")}
     counts = {s: {"repos": 0, "files": 0} for s in writers}
-    jobs = ((o, "val" if r.name in val else "train", r) for o, r, _ in repos)
-    for split, files, docs in ordered_map(_tokenize, jobs, workers, _init_tokenize, (tokenizer, level, seq_len, languages)):
-        counts[split]["repos"] += 1
-        counts[split]["files"] += files
-        for ids, lang, q in docs:
-            writers[split].write(ids, lang, q)
+
+    def jobs():  # file-level documents: runs of a repository's files, so a big one is not one worker's
+        for _, r, _ in repos:
+            split = "val" if r.name in val else "train"
+            for first, files in runs(r.files) if level == "file" else [(0, r.files)]:
+                part = slice(first, first + len(files))
+                yield first, split, Repo(r.name, files, r.languages and r.languages[part],
+                                         r.quality and r.quality[part])
+    with Pool(workers, _init_tokenize, (tokenizer, level, seq_len, languages)) as pool:
+        for first, split, files, docs in pool.map(_tokenize, jobs()):
+            counts[split]["repos"] += first == 0
+            counts[split]["files"] += files
+            for ids, lang, q in docs:
+                writers[split].write(ids, lang, q)
     splits = {s: {"shards": w.close(), **counts[s]} for s, w in writers.items()}
     for s in splits.values():
         s["tokens"], s["docs"] = sum(x["tokens"] for x in s["shards"]), sum(x["docs"] for x in s["shards"])

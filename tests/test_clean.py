@@ -12,6 +12,7 @@ import sys
 import pytest
 
 import clean as K
+import corpus
 import dedup
 from corpus import load_corpus, unit_hash
 from conftest import write_jsonl
@@ -221,6 +222,31 @@ def test_same_corpus_whatever_workers_or_shards(planted, cleaned, tmp_path):
     whole = [(r.name, r.files, r.languages) for r in load_corpus([str(out)])[0]]
     parts = [(r.name, r.files, r.languages) for r in load_corpus([str(tmp_path / "sharded")])[0]]
     assert parts == whole and len(os.listdir(tmp_path / "sharded")) == 4  # 2 parts, meta.json, scan/
+
+
+def test_repositories_split_across_jobs_give_the_same_corpus(planted, cleaned, tmp_path, monkeypatch):
+    root, _, _ = planted
+    out, meta, cfg = cleaned
+    assert [len(r) for _, r in corpus.runs([("a", b"xx"), ("b", b"y"), ("c", b"zzz")], limit=2)] == [1, 2]
+    monkeypatch.setattr(corpus, "JOB_BYTES", 1)  # every file a job of its own: each repository is split
+    split = K.write_corpus(str(tmp_path / "split"), [str(root)], cfg, workers=2, verbose=False)
+    assert (tmp_path / "split" / "part-00000-of-00001.jsonl.gz").read_bytes() == \
+        (out / "part-00000-of-00001.jsonl.gz").read_bytes()
+    strip = lambda m: {k: v for k, v in m.items() if "seconds" not in k}
+    assert strip(split) == strip(meta)
+
+
+def test_fingerprints_taken_beside_the_training_reach_their_files(planted, monkeypatch):
+    """(The scan takes a fingerprint again where it has none: a lost one costs time, not output.)"""
+    cfg = K.CleanConfig(decontaminate=[])
+    monkeypatch.setattr(corpus, "JOB_BYTES", 2000)
+    monkeypatch.setattr(K, "_WORKER", {"cfg": cfg, "index": None})
+    jobs = lambda prints=None: K._jobs([str(planted[0])], cfg, (0, 1), corpus.Progress("", 1, False), prints)
+    prints = {key: fp for job in jobs() for key, fp in K._fingerprints(job).items()}
+    handed = [(path, data, fp) for *_, files, fps in jobs(prints) for (path, data), fp in zip(files, fps)]
+    assert not prints and sum(fp is not None for *_, fp in handed) > 100
+    assert all((fp is None) == (K.file_text(data)[1] is not None) and (fp is None or fp[0] == path)
+               for path, data, fp in handed)
 
 
 def test_rerun_resumes_and_refuses_other_settings(planted, cleaned):
