@@ -326,17 +326,23 @@ def _scan(job):
     return ordinal, name, source, first, rows
 
 
+def _shard_repos(inputs, cfg, shard):
+    """(ordinal, ref, name, files) of this shard's repositories, read; name and files are None
+    where the input cannot be read."""
+    for ordinal, ref in repo_refs(inputs, cfg.source_mb):
+        if ordinal % shard[1] == shard[0]:
+            try:
+                name, files, _ = ref.read()
+            except ValueError:
+                name, files = None, None
+            yield ordinal, ref, name, files
+
+
 def _jobs(inputs, cfg, shard, progress, prints=None):
     """This shard's runs of files: (ordinal, repository, source, index of its first file, files,
     the fingerprints of those files taken from `prints`, None where it has none)."""
     prints = prints or {}
-    for ordinal, ref in repo_refs(inputs, cfg.source_mb):
-        if ordinal % shard[1] != shard[0]:
-            continue
-        try:
-            name, files, _ = ref.read()
-        except ValueError:
-            name, files = None, None
+    for ordinal, ref, name, files in _shard_repos(inputs, cfg, shard):
         progress.add(ref.size)
         for first, run in runs(files):
             yield (ordinal, str(name or ref.name), ref.source, first, run,
@@ -513,12 +519,8 @@ def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait
     del arrays["sig"]
 
     def kept_repos():  # pass 2: read this shard's repositories again, keep what step 1-5 kept
-        for ordinal, ref in repo_refs(inputs, cfg.source_mb):
-            if ordinal % shard[1] != shard[0]:
-                continue
-            try:
-                name, files, _ = ref.read()
-            except ValueError:
+        for ordinal, ref, name, files in _shard_repos(inputs, cfg, shard):
+            if files is None:  # unreadable: counted in pass 1
                 continue
             out, langs, quals = [], [], []
             if repos.get(ordinal, [None])[0] != str(name or ref.name):  # the input changed since pass 1
