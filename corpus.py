@@ -368,10 +368,6 @@ class Pool:
 
     def __init__(self, workers, initializer=None, initargs=()):
         self.workers, self.executor = max(1, workers), None
-        # A pass allocates objects by the million (ast.parse: one per node), and each full
-        # collection would walk every object alive, torch's ~170k included: a third of clean.py's
-        # sample pass. Frozen, they are skipped, and forked workers do not copy their pages either.
-        gc.freeze()
         if workers > 1:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
@@ -380,6 +376,11 @@ class Pool:
             initializer(*initargs)
 
     def __enter__(self):
+        # A pass allocates objects by the million (ast.parse: one per node), and each full
+        # collection would walk every object alive, torch's ~170k included: a third of clean.py's
+        # sample pass. Frozen, they are skipped, and forked workers do not copy their pages either.
+        # Frozen here, before the first job forks a worker (ProcessPoolExecutor forks on submit).
+        gc.freeze()
         return self
 
     def __exit__(self, *exc):
