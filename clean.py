@@ -24,7 +24,7 @@ Each file goes through these steps; the first that rejects it names the count it
 
 Three streaming passes in --workers processes, each job ~256 KB of a repository's files
 (memory: a few jobs per worker, the classifiers' samples, and ~600 bytes per file for the
-duplicate decision, ~1 KB while pass 0's fingerprints wait for the scan; never the corpus):
+duplicate decision, ~1 KB per file fingerprinted beside the training; never the corpus):
   0. sample: per language, the 1,000 files whose path hashes lowest teach language ID and the
      quality rounds (a uniform sample, the same whatever the sharding; every shard reads it all)
      -> OUT/scan/classifiers.npz. Training is serial (SGD): the two classifiers train in two
@@ -488,12 +488,15 @@ def clean(inputs, workdir, cfg=None, workers=1, shard=(0, 1), verbose=True, wait
             total, mine = sum(s for _, s in sizes), sum(s for m, s in sizes if m)
         else:
             heaps, total, mine = _sample(inputs, cfg, shard, pool)
-            # the other workers would wait for the training: they take the scan's fingerprints
+            # The other workers would wait for the training: they take the scan's fingerprints
+            # until it ends, no longer, so what waits here in memory is bounded by the training's
+            # time, not by the corpus; the scan makes the rest itself.
             training = pool.submit(train_quality, heaps, cfg), pool.submit(train_language_id, heaps, cfg)
             if workers > 1:
-                progress = Progress(f"fingerprints {shard[0]}/{shard[1]}", mine, verbose)
-                for part in pool.map(_fingerprints, _jobs(inputs, cfg, shard, progress)):
+                for part in pool.map(_fingerprints, _jobs(inputs, cfg, shard, Progress("", mine, False))):
                     prints.update(part)
+                    if all(t.done() for t in training):
+                        break
             quality, lid = (t.result() for t in training)
             write_atomic(saved, lambda path: classify.save(path, lid, quality))
             del heaps
